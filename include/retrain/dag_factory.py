@@ -1,0 +1,121 @@
+"""Turns a dataset spec into its Airflow DAG: one SparkSubmitOperator per stage.
+
+Nothing here touches Spark, MLflow or a database at parse time. The run date is computed in
+one place (`run_date_of`), from the `run_date` Param, else the logical date, else — for a UI
+trigger that has no logical date — the run's own time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import zipfile
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+from retrain.paths import REPO_ROOT, home
+from retrain.spec import Spec
+
+STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "publish")
+SPARK_CONF = {
+    # Each stage is a short application: no UI, no console progress bars in task logs,
+    # few shuffle partitions for daily-sized data.
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.adaptive.enabled": "true",
+}
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def run_date_of(params: dict[str, Any], dag_run: Any) -> str:
+    """The date a run processes, as YYYY-MM-DD."""
+    if params.get("run_date"):
+        return date.fromisoformat(params["run_date"]).isoformat()
+    moment: datetime = dag_run.logical_date or dag_run.run_after
+    return moment.date().isoformat()
+
+
+def code_zip() -> str:
+    """The shared package as a zip for `--py-files`, named by its content so it is never stale."""
+    sources = sorted(PACKAGE_DIR.glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+    target = home() / "code" / f"retrain-{digest}.zip"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        with zipfile.ZipFile(partial, "w") as archive:
+            for path in sources:
+                archive.write(path, f"retrain/{path.name}")
+        partial.replace(target)
+    return str(target)
+
+
+class RetrainSparkSubmitOperator(SparkSubmitOperator):
+    """SparkSubmitOperator that ships the current shared package to the cluster."""
+
+    def execute(self, context: Any) -> None:
+        self.py_files = code_zip()
+        super().execute(context)
+
+
+def _job_env() -> dict[str, str]:
+    """What a stage's driver needs beyond the worker's own environment."""
+    return {"RETRAIN_PROJECT_DIR": str(REPO_ROOT), "RETRAIN_HOME": str(home()),
+            "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+            "TQDM_DISABLE": "1", "GX_ANALYTICS_ENABLED": "False"}
+
+
+def build_dag(spec: Spec) -> DAG:
+    """The `retrain_<dataset>` DAG for one spec."""
+    args = [
+        "--dataset", spec.name,
+        "--run-date", "{{ run_date_of(params, dag_run) }}",
+        "--run-id", "{{ run_id }}",
+        "--overrides", "{{ params.overrides | tojson }}",
+    ]
+    with DAG(
+        dag_id=f"retrain_{spec.name}",
+        description=f"Retrain the {spec.name} model daily: ingest, validate, preprocess, "
+                    "train, evaluate, publish.",
+        doc_md=spec.description or None,
+        schedule=CronDataIntervalTimetable(spec.schedule, timezone="UTC"),
+        start_date=datetime.fromisoformat(spec.start_date),
+        catchup=False,
+        max_active_runs=1,
+        tags=["retrain", spec.name],
+        user_defined_macros={"run_date_of": run_date_of},
+        default_args={
+            "retries": 2,
+            "retry_delay": timedelta(seconds=30),
+            "retry_exponential_backoff": True,
+            "execution_timeout": timedelta(hours=2),
+        },
+        params={
+            "run_date": Param(None, type=["null", "string"], format="date",
+                              title="Run date",
+                              description="Date to process (YYYY-MM-DD). Empty: the logical "
+                                          "date, or today for a manual trigger."),
+            "overrides": Param({}, type="object", title="Spec overrides",
+                               description='Dotted spec keys for this run only, e.g. '
+                                           '{"model.max_iter": 50}.'),
+        },
+    ) as dag:
+        for stage in STAGES:
+            RetrainSparkSubmitOperator(
+                task_id=stage,
+                application=str(REPO_ROOT / "jobs" / f"{stage}.py"),
+                application_args=args,
+                conn_id="spark_default",
+                name=f"retrain-{spec.name}-{stage}",
+                conf=SPARK_CONF,
+                env_vars=_job_env(),
+            )
+        for upstream, downstream in zip(STAGES, STAGES[1:], strict=False):
+            dag.get_task(upstream) >> dag.get_task(downstream)
+    return dag

@@ -1,0 +1,68 @@
+"""Where every piece of state lives: all of it under one home directory by default.
+
+RETRAIN_HOME holds the lake, the Airflow home, the MLflow store, run records and reports.
+RETRAIN_LAKE may point the lake elsewhere (any URI Spark can write, e.g. s3a://bucket/lake).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+# The project checkout (specs, suites, jobs). Jobs get it from the environment: on Spark their
+# copy of this package runs from the shipped zip, which is not inside the checkout.
+REPO_ROOT = Path(os.environ.get("RETRAIN_PROJECT_DIR") or Path(__file__).resolve().parents[2])
+SUCCESS_MARKER = "_SUCCESS"
+
+
+def home() -> Path:
+    return Path(os.environ.get("RETRAIN_HOME") or REPO_ROOT / ".retrain").resolve()
+
+
+def lake_root() -> str:
+    return os.environ.get("RETRAIN_LAKE") or str(home() / "lake")
+
+
+def _join(root: str, relative: str) -> str:
+    if "://" in relative or relative.startswith("/"):
+        return relative.rstrip("/")
+    return f"{root.rstrip('/')}/{relative}"
+
+
+@dataclass(frozen=True)
+class DatasetPaths:
+    """The locations one dataset reads and writes, each named by its run date."""
+
+    dataset: str
+    landing: str  # landing root, from the spec
+
+    @classmethod
+    def for_spec(cls, spec) -> DatasetPaths:  # noqa: ANN001 - avoid a cycle with spec.py
+        return cls(spec.name, _join(lake_root(), spec.landing_path))
+
+    def _partition(self, zone: str, ds: date) -> str:
+        return f"{lake_root()}/{zone}/{self.dataset}/ds={ds.isoformat()}"
+
+    def landing_partition(self, ds: date) -> str:
+        return f"{self.landing}/ds={ds.isoformat()}"
+
+    def raw(self, ds: date) -> str:
+        return self._partition("raw", ds)
+
+    def quarantine(self, ds: date) -> str:
+        return self._partition("quarantine", ds)
+
+    def features(self, ds: date) -> str:
+        return self._partition("features", ds)
+
+    def candidate(self, ds: date) -> str:
+        return self._partition("candidates", ds)
+
+    def run_dir(self, ds: date) -> Path:
+        """Run record, validation results and reports of one run date (driver-local)."""
+        return home() / "runs" / self.dataset / ds.isoformat()
+
+    def gx_root(self) -> Path:
+        return home() / "gx" / self.dataset

@@ -1,0 +1,82 @@
+"""The MLflow model registry: where published models, their lineage and the champion live.
+
+Embedded default: SQLite and local artifacts under the retrain home. Set MLFLOW_TRACKING_URI
+(and optionally MLFLOW_REGISTRY_URI) to use a tracking server instead; no code changes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from functools import cache
+from typing import Any
+
+from retrain import __version__
+from retrain.paths import REPO_ROOT, home
+
+CHAMPION = "champion"
+
+
+def configure() -> None:
+    """Point MLflow at the configured server, or at the embedded store under the home."""
+    import mlflow
+
+    store = home() / "mlflow"
+    store.mkdir(parents=True, exist_ok=True)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+
+
+def experiment_id(dataset: str) -> str:
+    """The dataset's experiment, with artifacts under the home (never ./mlruns)."""
+    import mlflow
+
+    name = f"retrain/{dataset}"
+    found = mlflow.get_experiment_by_name(name)
+    if found:
+        return found.experiment_id
+    location = os.environ.get("RETRAIN_ARTIFACT_ROOT") or (home() / "mlflow" / "artifacts").as_uri()
+    return mlflow.create_experiment(name, artifact_location=f"{location}/{dataset}")
+
+
+@cache
+def code_version() -> str:
+    """The package version plus the git commit it runs from, when there is one."""
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def champion_version(model_name: str) -> Any | None:
+    """The ModelVersion behind the `champion` alias, or None before the first publish."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def find_version(model_name: str, fingerprint: str) -> Any | None:
+    """An already registered version built from exactly the same inputs, if any."""
+    from mlflow import MlflowClient
+
+    found = MlflowClient().search_model_versions(
+        f"name = '{model_name}' and tag.fingerprint = '{fingerprint}'")
+    return found[0] if found else None
+
+
+def load_champion(model_name: str) -> tuple[Any, Any] | None:
+    """(ModelVersion, Spark PipelineModel) of the champion, or None."""
+    import mlflow.spark
+
+    version = champion_version(model_name)
+    if version is None:
+        return None
+    model = mlflow.spark.load_model(f"models:/{model_name}/{version.version}")
+    return version, model

@@ -1,0 +1,46 @@
+"""The run record: one JSON per dataset and run date that every stage adds its section to.
+
+`retrain status` reads it; the report renders it. Written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from retrain.paths import home
+
+RECORD_NAME = "record.json"
+
+
+def record_path(dataset: str, run_date: date) -> Path:
+    return home() / "runs" / dataset / run_date.isoformat() / RECORD_NAME
+
+
+def read_run(dataset: str, run_date: date) -> dict[str, Any]:
+    path = record_path(dataset, run_date)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def update_run(dataset: str, run_date: date, **sections: Any) -> dict[str, Any]:
+    """Merge top-level sections into the record and write it atomically."""
+    path = record_path(dataset, run_date)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = read_run(dataset, run_date) | {"dataset": dataset, "run_date": run_date.isoformat()}
+    record.update(sections)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".record-")
+    with os.fdopen(fd, "w") as out:
+        json.dump(record, out, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
+    return record
+
+
+def list_runs(dataset: str) -> list[dict[str, Any]]:
+    """Every run record of a dataset, newest run date first."""
+    folder = home() / "runs" / dataset
+    paths = sorted(folder.glob(f"*/{RECORD_NAME}"), reverse=True)
+    return [json.loads(p.read_text()) for p in paths]

@@ -1,0 +1,262 @@
+"""Dataset specs: one YAML file per dataset, parsed once into a frozen, typed object.
+
+Every error names the file and the key, so a person can fix the spec without reading code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from retrain.paths import REPO_ROOT
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+COLUMN_TYPES = ("string", "int", "long", "double", "float", "boolean", "date", "timestamp")
+NUMERIC_TYPES = ("int", "long", "double", "float")
+SOURCE_FORMATS = ("csv", "json", "parquet")
+SOLVERS = ("l-bfgs", "gd")
+GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy")
+
+
+class SpecError(ValueError):
+    """A dataset spec that cannot be used, with the file and key at fault."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the daily landing partitions are and how to read them."""
+
+    format: str = "csv"
+    # Relative to the lake root unless absolute or a URI; partitions are `<path>/ds=YYYY-MM-DD`.
+    landing_path: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Fractions of ids per split; the split of an id is a hash of it, stable across days."""
+
+    train: float = 0.7
+    validation: float = 0.15
+    test: float = 0.15
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class Model:
+    """MultilayerPerceptronClassifier settings; input and output layers come from the data."""
+
+    hidden_layers: tuple[int, ...] = (64,)
+    solver: str = "l-bfgs"
+    max_iter: int = 200
+    step_size: float = 0.03
+    tol: float = 1e-6
+    block_size: int = 128
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class Gate:
+    """When a candidate may replace the champion."""
+
+    metric: str = "weighted_f1"
+    min_f1: float = 0.9  # absolute floor for the gate metric
+    max_regression: float = 0.0  # how far below the champion (same test rows) is tolerated
+    min_test_rows: int = 30
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A dataset: its source, schema, features, model and gate."""
+
+    name: str
+    schema: dict[str, str]
+    id_column: str
+    label_column: str
+    feature_columns: tuple[str, ...]
+    registered_model_name: str
+    source: Source = field(default_factory=Source)
+    description: str = ""
+    schedule: str = "0 0 * * *"
+    start_date: str = "2026-01-01"
+    window_days: int = 7
+    max_bad_fraction: float = 0.05
+    split: Split = field(default_factory=Split)
+    model: Model = field(default_factory=Model)
+    gate: Gate = field(default_factory=Gate)
+    file: str = field(default="", compare=False)
+
+    @property
+    def landing_path(self) -> str:
+        return self.source.landing_path or f"landing/{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("file")
+        return data
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes a model (not the file's location)."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Spec:
+        """Return a copy with dotted keys (`model.max_iter`) replaced, each value type-checked."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            parts = key.split(".")
+            node = data
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict) or part in ("schema",):
+                    raise SpecError(f"{self.file}: unknown override key '{key}'")
+                node = node[part]
+            if parts[-1] not in node or parts[0] in ("name", "schema", "source"):
+                raise SpecError(f"{self.file}: unknown override key '{key}'")
+            node[parts[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
+        return parse_spec(data, self.file)
+
+
+def _convert(tp: Any, value: Any, key: str, file: str) -> Any:
+    """Check `value` against the annotation `tp`, converting lists to tuples."""
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{key}.", file)
+    origin = get_origin(tp)
+    if origin is tuple:
+        (item_type, _) = get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise SpecError(f"{file}: key '{key}' must be a list, got {value!r}")
+        return tuple(_convert(item_type, v, f"{key}[{i}]", file) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SpecError(f"{file}: key '{key}' must be a mapping, got {value!r}")
+        return {str(k): _convert(str, v, f"{key}.{k}", file) for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise SpecError(
+            f"{file}: key '{key}' must be {tp.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str, file: str) -> Any:
+    if not isinstance(data, dict):
+        raise SpecError(f"{file}: '{prefix.rstrip('.') or 'spec'}' must be a mapping")
+    hints = get_type_hints(cls, globalns=globals() | {"types": types})
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "file"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(
+            f"{file}: unknown key '{prefix}{unknown[0]}' (allowed: {', '.join(sorted(known))})"
+        )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "file":
+            continue
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise SpecError(f"{file}: missing required key '{prefix}{f.name}'")
+            continue
+        kwargs[f.name] = _convert(hints[f.name], data[f.name], prefix + f.name, file)
+    return cls(**kwargs)
+
+
+def _check(spec: Spec) -> None:
+    """Cross-field rules that types alone cannot express."""
+    f = spec.file
+
+    def fail(key: str, why: str) -> None:
+        raise SpecError(f"{f}: key '{key}' {why}")
+
+    if not NAME_PATTERN.match(spec.name):
+        fail("name", f"must match {NAME_PATTERN.pattern}, got {spec.name!r}")
+    for column, kind in spec.schema.items():
+        if kind not in COLUMN_TYPES:
+            fail(f"schema.{column}", f"has unknown type {kind!r} (use one of {COLUMN_TYPES})")
+    for key in ("id_column", "label_column"):
+        if getattr(spec, key) not in spec.schema:
+            fail(key, f"names {getattr(spec, key)!r}, which is not in 'schema'")
+    if not spec.feature_columns:
+        fail("feature_columns", "must list at least one column")
+    for column in spec.feature_columns:
+        if spec.schema.get(column) not in NUMERIC_TYPES:
+            fail("feature_columns", f"names {column!r}, which is not a numeric schema column")
+    if spec.source.format not in SOURCE_FORMATS:
+        fail("source.format", f"must be one of {SOURCE_FORMATS}")
+    split_sum = spec.split.train + spec.split.validation + spec.split.test
+    if abs(split_sum - 1.0) > 1e-9 or min(spec.split.train, spec.split.test) <= 0:
+        fail("split", f"fractions must be positive and add up to 1, got {split_sum}")
+    if spec.window_days < 1:
+        fail("window_days", "must be at least 1")
+    if not 0 <= spec.max_bad_fraction <= 1:
+        fail("max_bad_fraction", "must be between 0 and 1")
+    if spec.model.solver not in SOLVERS:
+        fail("model.solver", f"must be one of {SOLVERS}")
+    if spec.model.max_iter < 1 or spec.model.block_size < 1:
+        fail("model", "max_iter and block_size must be at least 1")
+    if any(n < 1 for n in spec.model.hidden_layers):
+        fail("model.hidden_layers", "sizes must be at least 1")
+    if spec.gate.metric not in GATE_METRICS:
+        fail("gate.metric", f"must be one of {GATE_METRICS}")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", spec.start_date):
+        fail("start_date", "must be YYYY-MM-DD")
+
+
+def parse_spec(data: Any, file: str) -> Spec:
+    """Build and check a Spec from already-loaded YAML data."""
+    spec = _build(Spec, data, "", file)
+    spec = dataclasses.replace(spec, file=file)
+    _check(spec)
+    return spec
+
+
+def spec_dirs() -> list[Path]:
+    """The bundled spec folder, then any folders listed in RETRAIN_DATASETS_PATH."""
+    extra = os.environ.get("RETRAIN_DATASETS_PATH", "")
+    return [REPO_ROOT / "include" / "datasets"] + [Path(p) for p in extra.split(os.pathsep) if p]
+
+
+def load_spec_file(path: Path) -> Spec:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML: {err}") from None
+    spec = parse_spec(data, str(path))
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: key 'name' is {spec.name!r} but the file is named {path.name}")
+    return spec
+
+
+def load_all_specs() -> dict[str, Spec]:
+    """Every spec on the spec path, by name; a name defined twice is an error."""
+    specs: dict[str, Spec] = {}
+    for folder in spec_dirs():
+        for path in sorted(folder.glob("*.yaml")):
+            spec = load_spec_file(path)
+            if spec.name in specs:
+                raise SpecError(f"{path}: dataset {spec.name!r} is also defined in "
+                                f"{specs[spec.name].file}")
+            specs[spec.name] = spec
+    return specs
+
+
+def load_spec(name: str) -> Spec:
+    if not NAME_PATTERN.match(name):
+        raise SpecError(f"dataset name {name!r} must match {NAME_PATTERN.pattern}")
+    specs = load_all_specs()
+    if name not in specs:
+        known = ", ".join(sorted(specs)) or "none"
+        raise SpecError(f"no dataset spec named {name!r} (known: {known}; searched "
+                        f"{', '.join(str(d) for d in spec_dirs())})")
+    return specs[name]

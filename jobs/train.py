@@ -1,0 +1,46 @@
+"""Train: fit the model pipeline (`retrain.model`) on the run's training split and save it.
+
+The candidate is written to the run date's candidate path, its loss history to the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from retrain.job import RetrainError, RunContext, is_complete, main
+from retrain.model import ModelError, fit_pipeline, labels_of, loss_history
+
+
+def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
+    spec, features = ctx.spec, ctx.paths.features(ctx.run_date)
+    if not is_complete(spark, features):
+        raise RetrainError(f"feature partition {features} is missing or incomplete")
+    train = spark.read.parquet(features).filter("split = 'train'").cache()
+    rows = train.count()
+    if rows == 0:
+        raise RetrainError(f"no training rows in {features}")
+    try:
+        model = fit_pipeline(train, spec)
+    except ModelError as err:
+        raise RetrainError(str(err)) from None
+    model.write().overwrite().save(ctx.paths.candidate(ctx.run_date))
+    losses = loss_history(model)
+    run_dir = ctx.paths.run_dir(ctx.run_date)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "loss.json").write_text(json.dumps(losses))
+    return {
+        "train_rows": rows,
+        "layers": model.stages[-2].getLayers(),
+        "labels": labels_of(model),
+        "iterations": len(losses),
+        "final_loss": losses[-1] if losses else None,
+        "model_path": ctx.paths.candidate(ctx.run_date),
+        "params": {k: getattr(spec.model, k) for k in spec.model.__dataclass_fields__},
+    }
+
+
+if __name__ == "__main__":
+    main("train", run)
