@@ -1,6 +1,6 @@
 """One Airflow DAG `retrain_<dataset>` per dataset spec (include/datasets, RETRAIN_DATASETS_PATH).
 
-Airflow's safe-mode parser only opens files that mention both "airflow" and "dag", as this one does.
+Airflow's safe-mode parser only reads files that mention "airflow" and "dag", as this one does.
 
 Adding a dataset is adding a spec and its expectation suite; this file only wires.
 """

@@ -12,7 +12,6 @@ from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
-
 from retrain import registry
 from retrain.job import RetrainError, RunContext, exists, is_complete, main
 from retrain.metrics import classification_metrics, prepare
@@ -22,8 +21,9 @@ from retrain.spec import Gate
 PUBLISH, REJECT = "publish", "reject"
 
 
-def decide(gate: Gate, candidate: dict[str, Any], champion: dict[str, Any] | None,
-           test_rows: int) -> tuple[str, str]:
+def decide(
+    gate: Gate, candidate: dict[str, Any], champion: dict[str, Any] | None, test_rows: int
+) -> tuple[str, str]:
     """(decision, reason) for a candidate against the gate and the champion's metrics."""
     metric = gate.metric
     score = candidate[metric]
@@ -35,13 +35,16 @@ def decide(gate: Gate, candidate: dict[str, Any], champion: dict[str, Any] | Non
         return PUBLISH, f"first model: {metric} {score:.4f} >= floor {gate.min_f1:.4f}"
     best = champion[metric]
     if score < best - gate.max_regression:
-        return REJECT, (f"candidate {metric} {score:.4f} is below the champion's {best:.4f} "
-                        f"(tolerance {gate.max_regression:.4f})")
+        return REJECT, (
+            f"candidate {metric} {score:.4f} is below the champion's {best:.4f} "
+            f"(tolerance {gate.max_regression:.4f})"
+        )
     return PUBLISH, f"candidate {metric} {score:.4f} >= champion {best:.4f}"
 
 
-def score(spark: SparkSession, model: PipelineModel, test: DataFrame,
-          label_column: str) -> dict[str, Any]:
+def score(
+    spark: SparkSession, model: PipelineModel, test: DataFrame, label_column: str
+) -> dict[str, Any]:
     """Metrics of one model on the test rows."""
     scored = prepare(model.transform(test), label_column, PREDICTED_LABEL).cache()
     return classification_metrics(spark, scored, labels_of(model))
@@ -63,9 +66,16 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     decision, reason = decide(spec.gate, candidate, champion_metrics, candidate["rows"])
     run_dir = ctx.paths.run_dir(ctx.run_date)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "evaluation.json").write_text(json.dumps(
-        {"candidate": candidate, "champion": champion_metrics,
-         "champion_version": champion_version}, indent=2))
+    (run_dir / "evaluation.json").write_text(
+        json.dumps(
+            {
+                "candidate": candidate,
+                "champion": champion_metrics,
+                "champion_version": champion_version,
+            },
+            indent=2,
+        )
+    )
 
     def headline(m: dict[str, Any] | None) -> dict[str, Any] | None:
         keys = ("rows", "accuracy", "weighted_f1", "macro_f1", "log_loss")

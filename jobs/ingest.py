@@ -12,7 +12,6 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, _parse_datatype_string
-
 from retrain.job import RetrainError, RunContext, exists, main
 from retrain.spec import Spec
 
@@ -21,17 +20,24 @@ CORRUPT_COLUMN = "_corrupt_record"
 
 def landing_schema(spec: Spec) -> StructType:
     """The spec's columns in order, plus the column Spark fills with unparseable lines."""
-    fields = [StructField(name, _parse_datatype_string(kind)) for name, kind in spec.schema.items()]
+    fields = [
+        StructField(name, _parse_datatype_string(kind)) for name, kind in spec.schema.items()
+    ]
     return StructType([*fields, StructField(CORRUPT_COLUMN, StringType())])
 
 
 def read_landing(spark: SparkSession, spec: Spec, path: str) -> DataFrame:
     if spec.source.format == "parquet":
-        return spark.read.options(**spec.source.options).parquet(path).withColumn(
-            CORRUPT_COLUMN, F.lit(None).cast("string"))
+        return (
+            spark.read.options(**spec.source.options)
+            .parquet(path)
+            .withColumn(CORRUPT_COLUMN, F.lit(None).cast("string"))
+        )
     reader = (
-        spark.read.schema(landing_schema(spec)).options(**spec.source.options)
-        .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+        spark.read.schema(landing_schema(spec))
+        .options(**spec.source.options)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
     )
     return reader.csv(path) if spec.source.format == "csv" else reader.json(path)
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-
 from retrain.job import RetrainError, RunContext, is_complete, main
 from retrain.spec import Spec
 
@@ -60,24 +59,30 @@ def summarize(features: DataFrame) -> dict[str, Any]:
     """Rows per split and an order-independent content hash, in one pass."""
     row = features.agg(
         F.count("*").alias("rows"),
-        *[F.sum((F.col("split") == s).cast("long")).alias(s)
-          for s in ("train", "validation", "test")],
+        *[
+            F.sum((F.col("split") == s).cast("long")).alias(s)
+            for s in ("train", "validation", "test")
+        ],
         # Summing row hashes folded to 31 bits cannot overflow and ignores row order.
-        F.sum(F.pmod(F.xxhash64(*[F.col(c) for c in features.columns]), F.lit(2**31 - 1)))
-        .alias("content_hash"),
+        F.sum(F.pmod(F.xxhash64(*[F.col(c) for c in features.columns]), F.lit(2**31 - 1))).alias(
+            "content_hash"
+        ),
     ).first()
-    return {"rows": row["rows"], "rows_by_split": {s: row[s] or 0 for s in
-            ("train", "validation", "test")}, "content_hash": str(row["content_hash"])}
+    return {
+        "rows": row["rows"],
+        "rows_by_split": {s: row[s] or 0 for s in ("train", "validation", "test")},
+        "content_hash": str(row["content_hash"]),
+    }
 
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     spec, paths = ctx.spec, ctx.paths
     if not is_complete(spark, paths.raw(ctx.run_date)):
         raise RetrainError(f"raw partition {paths.raw(ctx.run_date)} is missing or incomplete")
-    days = [d for d in window_dates(ctx.run_date, spec.window_days)
-            if is_complete(spark, paths.raw(d))]
-    parts = [spark.read.parquet(paths.raw(d)).withColumn("ds", F.lit(d.isoformat()))
-             for d in days]
+    days = [
+        d for d in window_dates(ctx.run_date, spec.window_days) if is_complete(spark, paths.raw(d))
+    ]
+    parts = [spark.read.parquet(paths.raw(d)).withColumn("ds", F.lit(d.isoformat())) for d in days]
     window = reduce(DataFrame.unionByName, parts)
     features = build_features(spark, window, spec)
     features.write.mode("overwrite").parquet(paths.features(ctx.run_date))

@@ -15,7 +15,6 @@ from typing import Any
 import pyspark
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
-
 from retrain import registry
 from retrain.job import RetrainError, RunContext, main
 from retrain.runs import read_run
@@ -25,13 +24,19 @@ log = logging.getLogger(__name__)
 
 def fingerprint(record: dict[str, Any], spec_hash: str, code_version: str) -> str:
     """Identity of a candidate's inputs: same value means the same model would be trained."""
-    parts = [record["dataset"], record["run_date"], record["preprocess"]["content_hash"],
-             spec_hash, code_version]
+    parts = [
+        record["dataset"],
+        record["run_date"],
+        record["preprocess"]["content_hash"],
+        spec_hash,
+        code_version,
+    ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-def lineage_tags(record: dict[str, Any], spec_hash: str, code_version: str,
-                 fp: str) -> dict[str, str]:
+def lineage_tags(
+    record: dict[str, Any], spec_hash: str, code_version: str, fp: str
+) -> dict[str, str]:
     window = record["preprocess"]["window"]
     return {
         "run_date": record["run_date"],
@@ -46,20 +51,24 @@ def lineage_tags(record: dict[str, Any], spec_hash: str, code_version: str,
     }
 
 
-def register(model: PipelineModel, ctx: RunContext, record: dict[str, Any],
-             tags: dict[str, str]) -> str:
+def register(
+    model: PipelineModel, ctx: RunContext, record: dict[str, Any], tags: dict[str, str]
+) -> str:
     """Log the model with its params and metrics as one MLflow run; return the new version."""
     import mlflow
     import mlflow.spark
 
     evaluation = record["evaluate"]
-    with mlflow.start_run(experiment_id=registry.experiment_id(ctx.spec.name),
-                          run_name=f"{ctx.spec.name}-{ctx.run_date}"):
+    with mlflow.start_run(
+        experiment_id=registry.experiment_id(ctx.spec.name),
+        run_name=f"{ctx.spec.name}-{ctx.run_date}",
+    ):
         mlflow.log_params({f"model.{k}": v for k, v in record["train"]["params"].items()})
         mlflow.log_metrics({k: v for k, v in evaluation["candidate"].items() if v is not None})
         mlflow.set_tags(tags)
         info = mlflow.spark.log_model(
-            model, artifact_path="model",
+            model,
+            artifact_path="model",
             registered_model_name=ctx.spec.registered_model_name,
             # Inferring requirements costs seconds per publish; the pin is what matters.
             pip_requirements=[f"pyspark=={pyspark.__version__}"],
@@ -75,8 +84,10 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     record = read_run(ctx.spec.name, ctx.run_date)
     missing = [s for s in ("preprocess", "train", "evaluate") if s not in record]
     if missing or record.get("failed_stage"):
-        raise RetrainError(f"the run record of {ctx.run_date} lacks a successful "
-                           f"{', '.join(missing) or record['failed_stage']} stage")
+        raise RetrainError(
+            f"the run record of {ctx.run_date} lacks a successful "
+            f"{', '.join(missing) or record['failed_stage']} stage"
+        )
     name, decision = ctx.spec.registered_model_name, record["evaluate"]["decision"]
     registry.configure()
     spec_hash, code_version = ctx.spec.fingerprint(), registry.code_version()
@@ -84,8 +95,9 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     existing = registry.find_version(name, fp)
     if existing is not None:
         version = str(existing.version)
-        log.info("version %s of %s already holds this candidate; not registering again",
-                 version, name)
+        log.info(
+            "version %s of %s already holds this candidate; not registering again", version, name
+        )
     else:
         model = PipelineModel.load(ctx.paths.candidate(ctx.run_date))
         version = register(model, ctx, record, lineage_tags(record, spec_hash, code_version, fp))
@@ -97,8 +109,13 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         mlflow.MlflowClient().set_registered_model_alias(name, registry.CHAMPION, version)
         moved = True
     champion_now = version if decision == "publish" else (champion.version if champion else None)
-    return {"model": name, "version": version, "registered": existing is None,
-            "champion_moved": moved, "champion_version": champion_now}
+    return {
+        "model": name,
+        "version": version,
+        "registered": existing is None,
+        "champion_moved": moved,
+        "champion_version": champion_now,
+    }
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root
-from retrain.spec import SpecError, load_spec
+from retrain.spec import Spec, SpecError, load_spec
 
 DEMO_DAYS = 2  # `make run` processes the two most recent dates
 
@@ -27,7 +27,6 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "True",
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[*]"}),
         "RETRAIN_HOME": str(home()),
-        "GX_ANALYTICS_ENABLED": "False",
     }
     env = {k: os.environ.get(k, v) for k, v in defaults.items()}
     # spark-submit and the job's Python come from this environment (.venv/bin).
@@ -44,8 +43,9 @@ def _ensure_airflow_db() -> None:
     if marker.exists():
         return
     print("Preparing the Airflow metadata database (first run only)...", flush=True)
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL
+    )
     marker.touch()
 
 
@@ -66,31 +66,59 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     landing = Path(DatasetPaths.for_spec(spec).landing)
     malformed = write_digits_landing(landing, args.end, args.days)
     first, last = min(malformed), max(malformed)
-    print(f"Wrote {len(malformed)} daily partitions of digits ({first} .. {last}) to {landing}; "
-          f"malformed rows: {sum(malformed.values())}")
+    print(
+        f"Wrote {len(malformed)} daily partitions of digits ({first} .. {last}) to {landing}; "
+        f"malformed rows: {sum(malformed.values())}"
+    )
     return 0
+
+
+def _landing_dates(spec: Spec) -> list[date]:
+    landing = Path(DatasetPaths.for_spec(spec).landing)
+    found = []
+    for folder in landing.glob("ds=*"):
+        try:
+            found.append(date.fromisoformat(folder.name.removeprefix("ds=")))
+        except ValueError:
+            continue
+    return sorted(found)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     spec = load_spec(args.dataset)
     overrides = _parse_params(args.param)
     spec.with_overrides(overrides)  # refuse bad keys or values before Airflow or Spark start
+    dates = list(args.date)
+    if args.latest:
+        dates += _landing_dates(spec)[-args.latest :]
+    if not dates:
+        raise SpecError(
+            f"nothing to run: give --date YYYY-MM-DD or --latest N (no landing "
+            f"partitions found for {spec.name})"
+            if args.latest
+            else "give --date YYYY-MM-DD (repeatable) or --latest N"
+        )
     os.environ.update(airflow_env())
     _ensure_airflow_db()
     from retrain.dag_factory import build_dag
-
-    dag = build_dag(spec)
-    logical = datetime.combine(args.date, datetime.min.time(), tzinfo=UTC)
-    print(f"Running {dag.dag_id} for {args.date} (Airflow dag.test, Spark via spark_default)",
-          flush=True)
-    dag_run = dag.test(logical_date=logical,
-                       run_conf={"run_date": args.date.isoformat(), "overrides": overrides})
-    state = str(getattr(dag_run, "state", "failed"))
     from retrain.runs import read_run
 
-    record = read_run(spec.name, args.date)
-    print(json.dumps(_run_summary(record) | {"dag_run_state": state}, indent=2))
-    return 0 if state == "success" else 1
+    dag = build_dag(spec)
+    failed = 0
+    for run_date in sorted(set(dates)):
+        print(
+            f"Running {dag.dag_id} for {run_date} (Airflow dag.test, Spark via spark_default)",
+            flush=True,
+        )
+        dag_run = dag.test(
+            logical_date=datetime.combine(run_date, datetime.min.time(), tzinfo=UTC),
+            run_conf={"run_date": run_date.isoformat(), "overrides": overrides},
+        )
+        state = str(getattr(dag_run, "state", "failed"))
+        summary = _run_summary(read_run(spec.name, run_date)) | {"dag_run_state": state}
+        print(json.dumps(summary, indent=2), flush=True)
+        failed += state != "success"
+    return 1 if failed else 0
 
 
 def _run_summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +133,7 @@ def _run_summary(record: dict[str, Any]) -> dict[str, Any]:
         "f1": (evaluation.get("candidate") or {}).get("weighted_f1"),
         "version": (record.get("publish") or {}).get("version"),
         "data_docs": (record.get("validate") or {}).get("data_docs"),
+        "run_dir": str(home() / "runs" / record.get("dataset", "") / record.get("run_date", "")),
     }
 
 
@@ -118,12 +147,20 @@ def status(dataset: str) -> dict[str, Any]:
     version = registry.champion_version(spec.registered_model_name)
     champion = None
     if version is not None:
-        champion = {"version": int(version.version), "model": spec.registered_model_name,
-                    "f1": float(version.tags.get("gate_value", "nan")),
-                    "metric": version.tags.get("gate_metric"),
-                    "run_date": version.tags.get("run_date")}
-    return {"dataset": dataset, "home": str(home()), "lake": lake_root(), "champion": champion,
-            "runs": [_run_summary(r) for r in list_runs(dataset)]}
+        champion = {
+            "version": int(version.version),
+            "model": spec.registered_model_name,
+            "f1": float(version.tags.get("gate_value", "nan")),
+            "metric": version.tags.get("gate_metric"),
+            "run_date": version.tags.get("run_date"),
+        }
+    return {
+        "dataset": dataset,
+        "home": str(home()),
+        "lake": lake_root(),
+        "champion": champion,
+        "runs": [_run_summary(r) for r in list_runs(dataset)],
+    }
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -133,17 +170,56 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     champion = result["champion"]
     if champion:
-        print(f"{args.dataset}: champion is {champion['model']} version {champion['version']} "
-              f"({champion['metric']} {champion['f1']:.4f}, trained on data up to "
-              f"{champion['run_date']})")
+        print(
+            f"{args.dataset}: champion is {champion['model']} version {champion['version']} "
+            f"({champion['metric']} {champion['f1']:.4f} on its test rows, data up to "
+            f"{champion['run_date']})"
+        )
     else:
         print(f"{args.dataset}: no champion published yet")
     for run in result["runs"]:
-        print(f"  {run['run_date']}  {run['state']:<8} {run['decision'] or '-':<8} "
-              f"{run['reason'] or ''}")
+        print(
+            f"  {run['run_date']}  {run['state']:<8} {run['decision'] or '-':<8} "
+            f"{run['reason'] or ''}"
+        )
+        print(f"      run folder (record, evaluation, loss): {run['run_dir']}")
         if run["data_docs"]:
-            print(f"              Data Docs: {run['data_docs']}")
+            print(f"      Data Docs: {run['data_docs']}")
+    print(
+        "Open the UIs: `make airflow` (Airflow, http://127.0.0.1:8080) and `make mlflow` "
+        "(MLflow registry, http://127.0.0.1:5000)."
+    )
     return 0
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    """Run any `airflow` command against the retrain home (e.g. `retrain airflow dags list`)."""
+    env = os.environ | airflow_env()
+    if args.args[:1] == ["standalone"]:
+        env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
+    os.execvpe("airflow", ["airflow", *args.args], env)
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    from retrain import registry
+
+    registry.configure()
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    os.execvp(
+        "mlflow",
+        [
+            "mlflow",
+            "ui",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.port),
+            "--backend-store-uri",
+            uri,
+        ],
+    )
 
 
 def _date(value: str) -> date:
@@ -157,20 +233,44 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retrain", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo-data", help="write the digits demo feed into the lake")
-    demo.add_argument("--end", type=_date, default=datetime.now(UTC).date() - timedelta(days=1),
-                      help="last date to write (default: yesterday, UTC)")
+    demo.add_argument(
+        "--end",
+        type=_date,
+        default=datetime.now(UTC).date() - timedelta(days=1),
+        help="last date to write (default: yesterday, UTC)",
+    )
     demo.add_argument("--days", type=int, default=DEMO_DAYS)
     demo.set_defaults(func=cmd_demo_data)
     run = commands.add_parser("run", help="run a dataset's DAG for one date (Airflow dag.test)")
     run.add_argument("dataset")
-    run.add_argument("--date", type=_date, required=True)
-    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a spec key for this run, e.g. model.max_iter=50")
+    run.add_argument(
+        "--date", type=_date, action="append", default=[], help="date to process (repeatable)"
+    )
+    run.add_argument(
+        "--latest",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also process the N most recent landing partitions",
+    )
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec key for this run, e.g. model.max_iter=50",
+    )
     run.set_defaults(func=cmd_run)
     stat = commands.add_parser("status", help="champion and runs of a dataset")
     stat.add_argument("dataset")
     stat.add_argument("--json", action="store_true")
     stat.set_defaults(func=cmd_status)
+    flow = commands.add_parser("airflow", help="run an airflow command on the retrain home")
+    flow.add_argument("args", nargs=argparse.REMAINDER)
+    flow.set_defaults(func=cmd_airflow)
+    ui = commands.add_parser("mlflow-ui", help="serve the MLflow UI on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_mlflow_ui)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

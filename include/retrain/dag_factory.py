@@ -66,23 +66,29 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
 
 def _job_env() -> dict[str, str]:
     """What a stage's driver needs beyond the worker's own environment."""
-    return {"RETRAIN_PROJECT_DIR": str(REPO_ROOT), "RETRAIN_HOME": str(home()),
-            "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
-            "TQDM_DISABLE": "1", "GX_ANALYTICS_ENABLED": "False"}
+    return {
+        "RETRAIN_PROJECT_DIR": str(REPO_ROOT),
+        "RETRAIN_HOME": str(home()),
+        "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+    }
 
 
 def build_dag(spec: Spec) -> DAG:
     """The `retrain_<dataset>` DAG for one spec."""
     args = [
-        "--dataset", spec.name,
-        "--run-date", "{{ run_date_of(params, dag_run) }}",
-        "--run-id", "{{ run_id }}",
-        "--overrides", "{{ params.overrides | tojson }}",
+        "--dataset",
+        spec.name,
+        "--run-date",
+        "{{ run_date_of(params, dag_run) }}",
+        "--run-id",
+        "{{ run_id }}",
+        "--overrides",
+        "{{ params.overrides | tojson }}",
     ]
     with DAG(
         dag_id=f"retrain_{spec.name}",
         description=f"Retrain the {spec.name} model daily: ingest, validate, preprocess, "
-                    "train, evaluate, publish.",
+        "train, evaluate, publish.",
         doc_md=spec.description or None,
         schedule=CronDataIntervalTimetable(spec.schedule, timezone="UTC"),
         start_date=datetime.fromisoformat(spec.start_date),
@@ -97,13 +103,20 @@ def build_dag(spec: Spec) -> DAG:
             "execution_timeout": timedelta(hours=2),
         },
         params={
-            "run_date": Param(None, type=["null", "string"], format="date",
-                              title="Run date",
-                              description="Date to process (YYYY-MM-DD). Empty: the logical "
-                                          "date, or today for a manual trigger."),
-            "overrides": Param({}, type="object", title="Spec overrides",
-                               description='Dotted spec keys for this run only, e.g. '
-                                           '{"model.max_iter": 50}.'),
+            "run_date": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                title="Run date",
+                description="Date to process (YYYY-MM-DD). Empty: the logical "
+                "date, or today for a manual trigger.",
+            ),
+            "overrides": Param(
+                {},
+                type="object",
+                title="Spec overrides",
+                description='Dotted spec keys for this run only, e.g. {"model.max_iter": 50}.',
+            ),
         },
     ) as dag:
         for stage in STAGES:

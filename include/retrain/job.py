@@ -64,7 +64,9 @@ def make_context(args: argparse.Namespace) -> RunContext:
     if not isinstance(overrides, dict):
         raise SpecError("--overrides must be a JSON object of dotted spec keys")
     spec = load_spec(args.dataset).with_overrides(overrides)
-    return RunContext(spec, parse_run_date(args.run_date), args.run_id, DatasetPaths.for_spec(spec))
+    return RunContext(
+        spec, parse_run_date(args.run_date), args.run_id, DatasetPaths.for_spec(spec)
+    )
 
 
 def spark_session(app_name: str) -> SparkSession:
@@ -91,8 +93,11 @@ def is_complete(spark: SparkSession, partition: str) -> bool:
     return exists(spark, f"{partition}/{SUCCESS_MARKER}")
 
 
-def main(stage: str, run: Callable[[SparkSession, RunContext], dict[str, Any]],
-         argv: list[str] | None = None) -> None:
+def main(
+    stage: str,
+    run: Callable[[SparkSession, RunContext], dict[str, Any]],
+    argv: list[str] | None = None,
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_args(argv)
     try:
@@ -107,19 +112,37 @@ def main(stage: str, run: Callable[[SparkSession, RunContext], dict[str, Any]],
         section = run(spark, ctx)
     except (RetrainError, SpecError) as err:
         log.error("%s failed: %s", where, err)
-        update_run(ctx.spec.name, ctx.run_date, state="failed", failed_stage=stage,
-                   error=str(err), run_id=ctx.run_id)
+        update_run(
+            ctx.spec.name,
+            ctx.run_date,
+            state="failed",
+            failed_stage=stage,
+            error=str(err),
+            run_id=ctx.run_id,
+        )
         sys.exit(1)
     except Exception as err:
         log.exception("%s failed unexpectedly", where)
-        update_run(ctx.spec.name, ctx.run_date, state="failed", failed_stage=stage,
-                   error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-                   run_id=ctx.run_id)
+        update_run(
+            ctx.spec.name,
+            ctx.run_date,
+            state="failed",
+            failed_stage=stage,
+            error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+            run_id=ctx.run_id,
+        )
         raise
     finally:
         spark.stop()
     section["seconds"] = round(time.monotonic() - started, 2)
     state = "success" if stage == FINAL_STAGE else "running"
-    update_run(ctx.spec.name, ctx.run_date, **{stage: section}, state=state, failed_stage=None,
-               error=None, run_id=ctx.run_id)
+    update_run(
+        ctx.spec.name,
+        ctx.run_date,
+        **{stage: section},
+        state=state,
+        failed_stage=None,
+        error=None,
+        run_id=ctx.run_id,
+    )
     log.info("%s done: %s", where, json.dumps(section, default=str)[:2000])

@@ -24,24 +24,26 @@ def prepare(predictions: DataFrame, label_column: str, predicted_column: str) ->
     )
 
 
-def classification_metrics(spark: SparkSession, scored: DataFrame,
-                           labels: list[str]) -> dict[str, Any]:
+def classification_metrics(
+    spark: SparkSession, scored: DataFrame, labels: list[str]
+) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1, macro and weighted F1, log loss, confusion.
 
     `scored` is the output of `prepare`; `labels` is the model's class order (probability index).
     """
-    label_array = "array(" + ", ".join("'" + label.replace("'", "''") + "'" for label in labels) \
-        + ")"
+    label_array = (
+        "array(" + ", ".join("'" + label.replace("'", "''") + "'" for label in labels) + ")"
+    )
     per_class = spark.sql(
-        f"""
-        WITH classes AS (SELECT y AS c FROM {{p}} UNION SELECT yhat FROM {{p}}),
+        """
+        WITH classes AS (SELECT y AS c FROM {p} UNION SELECT yhat FROM {p}),
         counts AS (
           SELECT c,
                  sum(CASE WHEN y = c AND yhat = c THEN 1 ELSE 0 END) AS tp,
                  sum(CASE WHEN y <> c AND yhat = c THEN 1 ELSE 0 END) AS fp,
                  sum(CASE WHEN y = c AND yhat <> c THEN 1 ELSE 0 END) AS fn,
                  sum(CASE WHEN y = c THEN 1 ELSE 0 END) AS support
-          FROM classes CROSS JOIN {{p}} GROUP BY c
+          FROM classes CROSS JOIN {p} GROUP BY c
         )
         SELECT c, tp, fp, fn, support,
                coalesce(tp / nullif(tp + fp, 0), 0D) AS precision,
@@ -69,9 +71,14 @@ def classification_metrics(spark: SparkSession, scored: DataFrame,
         "rows": n,
         "accuracy": totals["accuracy"],
         "log_loss": totals["log_loss"],
-        "weighted_f1": sum(r["f1"] * r["support"] for r in per_class) / support if support else 0.0,
-        "macro_f1": sum(r["f1"] for r in true_classes) / len(true_classes) if true_classes else 0.0,
-        "per_class": {r["c"]: {k: r[k] for k in ("precision", "recall", "f1", "support")}
-                      for r in per_class},
+        "weighted_f1": sum(r["f1"] * r["support"] for r in per_class) / support
+        if support
+        else 0.0,
+        "macro_f1": sum(r["f1"] for r in true_classes) / len(true_classes)
+        if true_classes
+        else 0.0,
+        "per_class": {
+            r["c"]: {k: r[k] for k in ("precision", "recall", "f1", "support")} for r in per_class
+        },
         "confusion": [[r["y"], r["yhat"], r["n"]] for r in confusion.collect()],
     }

@@ -31,8 +31,9 @@ PREDICTED_LABEL = "predicted_label"
 
 def fit_pipeline(train: DataFrame, spec: Spec) -> PipelineModel:
     """Fit the whole pipeline on the training rows with the spec's model settings."""
-    indexer = StringIndexer(inputCol=spec.label_column, outputCol=LABEL_INDEX,
-                            stringOrderType="alphabetAsc").fit(train)
+    indexer = StringIndexer(
+        inputCol=spec.label_column, outputCol=LABEL_INDEX, stringOrderType="alphabetAsc"
+    ).fit(train)
     labels = indexer.labels
     if len(labels) < 2:
         raise ModelError(f"training rows of {spec.name} hold {len(labels)} class(es); need 2+")
@@ -47,8 +48,12 @@ def fit_pipeline(train: DataFrame, spec: Spec) -> PipelineModel:
         MultilayerPerceptronClassifier(
             labelCol=LABEL_INDEX,
             layers=[len(columns), *model.hidden_layers, len(labels)],
-            solver=model.solver, maxIter=model.max_iter, stepSize=model.step_size,
-            tol=model.tol, blockSize=model.block_size, seed=model.seed,
+            solver=model.solver,
+            maxIter=model.max_iter,
+            stepSize=model.step_size,
+            tol=model.tol,
+            blockSize=model.block_size,
+            seed=model.seed,
         ),
         IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=labels),
     ]
@@ -58,7 +63,6 @@ def fit_pipeline(train: DataFrame, spec: Spec) -> PipelineModel:
 def loss_history(model: PipelineModel) -> list[float]:
     """The MLP's objective per iteration."""
     return list(model.stages[-2].summary().objectiveHistory)
-
 
 
 def labels_of(model: PipelineModel) -> list[str]:

@@ -36,7 +36,9 @@ def experiment_id(dataset: str) -> str:
     found = mlflow.get_experiment_by_name(name)
     if found:
         return found.experiment_id
-    location = os.environ.get("RETRAIN_ARTIFACT_ROOT") or (home() / "mlflow" / "artifacts").as_uri()
+    location = (
+        os.environ.get("RETRAIN_ARTIFACT_ROOT") or (home() / "mlflow" / "artifacts").as_uri()
+    )
     return mlflow.create_experiment(name, artifact_location=f"{location}/{dataset}")
 
 
@@ -44,8 +46,13 @@ def experiment_id(dataset: str) -> str:
 def code_version() -> str:
     """The package version plus the git commit it runs from, when there is one."""
     try:
-        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"{__version__}+{sha}" if sha else __version__
@@ -67,7 +74,8 @@ def find_version(model_name: str, fingerprint: str) -> Any | None:
     from mlflow import MlflowClient
 
     found = MlflowClient().search_model_versions(
-        f"name = '{model_name}' and tag.fingerprint = '{fingerprint}'")
+        f"name = '{model_name}' and tag.fingerprint = '{fingerprint}'"
+    )
     return found[0] if found else None
 
 

@@ -172,52 +172,72 @@ def _build(cls: type, data: Any, prefix: str, file: str) -> Any:
     return cls(**kwargs)
 
 
-def _check(spec: Spec) -> None:
-    """Cross-field rules that types alone cannot express."""
-    f = spec.file
-
-    def fail(key: str, why: str) -> None:
-        raise SpecError(f"{f}: key '{key}' {why}")
-
-    if not NAME_PATTERN.match(spec.name):
-        fail("name", f"must match {NAME_PATTERN.pattern}, got {spec.name!r}")
-    for column, kind in spec.schema.items():
-        if kind not in COLUMN_TYPES:
-            fail(f"schema.{column}", f"has unknown type {kind!r} (use one of {COLUMN_TYPES})")
-    for key in ("id_column", "label_column"):
-        if getattr(spec, key) not in spec.schema:
-            fail(key, f"names {getattr(spec, key)!r}, which is not in 'schema'")
-    if not spec.feature_columns:
-        fail("feature_columns", "must list at least one column")
-    for column in spec.feature_columns:
-        if spec.schema.get(column) not in NUMERIC_TYPES:
-            fail("feature_columns", f"names {column!r}, which is not a numeric schema column")
-    if spec.source.format not in SOURCE_FORMATS:
-        fail("source.format", f"must be one of {SOURCE_FORMATS}")
+def _problems(spec: Spec) -> list[tuple[str, str]]:
+    """(key, what is wrong) for every cross-field rule the spec breaks."""
     split_sum = spec.split.train + spec.split.validation + spec.split.test
-    if abs(split_sum - 1.0) > 1e-9 or min(spec.split.train, spec.split.test) <= 0:
-        fail("split", f"fractions must be positive and add up to 1, got {split_sum}")
-    if spec.window_days < 1:
-        fail("window_days", "must be at least 1")
-    if not 0 <= spec.max_bad_fraction <= 1:
-        fail("max_bad_fraction", "must be between 0 and 1")
-    if spec.model.solver not in SOLVERS:
-        fail("model.solver", f"must be one of {SOLVERS}")
-    if spec.model.max_iter < 1 or spec.model.block_size < 1:
-        fail("model", "max_iter and block_size must be at least 1")
-    if any(n < 1 for n in spec.model.hidden_layers):
-        fail("model.hidden_layers", "sizes must be at least 1")
-    if spec.gate.metric not in GATE_METRICS:
-        fail("gate.metric", f"must be one of {GATE_METRICS}")
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", spec.start_date):
-        fail("start_date", "must be YYYY-MM-DD")
+    rules = [
+        (not NAME_PATTERN.match(spec.name), "name", f"must match {NAME_PATTERN.pattern}"),
+        *[
+            (
+                kind not in COLUMN_TYPES,
+                f"schema.{column}",
+                f"has unknown type {kind!r} (use one of {', '.join(COLUMN_TYPES)})",
+            )
+            for column, kind in spec.schema.items()
+        ],
+        (spec.id_column not in spec.schema, "id_column", "is not a column in 'schema'"),
+        (spec.label_column not in spec.schema, "label_column", "is not a column in 'schema'"),
+        (not spec.feature_columns, "feature_columns", "must list at least one column"),
+        *[
+            (
+                spec.schema.get(column) not in NUMERIC_TYPES,
+                "feature_columns",
+                f"names {column!r}, which is not a numeric column in 'schema'",
+            )
+            for column in spec.feature_columns
+        ],
+        (
+            spec.source.format not in SOURCE_FORMATS,
+            "source.format",
+            f"must be one of {', '.join(SOURCE_FORMATS)}",
+        ),
+        (
+            abs(split_sum - 1.0) > 1e-9 or min(spec.split.train, spec.split.test) <= 0,
+            "split",
+            f"fractions must be positive and add up to 1 (they add up to {split_sum})",
+        ),
+        (spec.window_days < 1, "window_days", "must be at least 1"),
+        (not 0 <= spec.max_bad_fraction <= 1, "max_bad_fraction", "must be between 0 and 1"),
+        (spec.model.solver not in SOLVERS, "model.solver", f"must be one of {', '.join(SOLVERS)}"),
+        (spec.model.max_iter < 1, "model.max_iter", "must be at least 1"),
+        (spec.model.block_size < 1, "model.block_size", "must be at least 1"),
+        (
+            any(n < 1 for n in spec.model.hidden_layers),
+            "model.hidden_layers",
+            "sizes must be at least 1",
+        ),
+        (
+            spec.gate.metric not in GATE_METRICS,
+            "gate.metric",
+            f"must be one of {', '.join(GATE_METRICS)}",
+        ),
+        (
+            not re.fullmatch(r"\d{4}-\d{2}-\d{2}", spec.start_date),
+            "start_date",
+            "must be a date, YYYY-MM-DD",
+        ),
+    ]
+    return [(key, why) for broken, key, why in rules if broken]
 
 
 def parse_spec(data: Any, file: str) -> Spec:
     """Build and check a Spec from already-loaded YAML data."""
     spec = _build(Spec, data, "", file)
     spec = dataclasses.replace(spec, file=file)
-    _check(spec)
+    problems = _problems(spec)
+    if problems:
+        key, why = problems[0]
+        raise SpecError(f"{file}: key '{key}' {why}")
     return spec
 
 
@@ -245,8 +265,9 @@ def load_all_specs() -> dict[str, Spec]:
         for path in sorted(folder.glob("*.yaml")):
             spec = load_spec_file(path)
             if spec.name in specs:
-                raise SpecError(f"{path}: dataset {spec.name!r} is also defined in "
-                                f"{specs[spec.name].file}")
+                raise SpecError(
+                    f"{path}: dataset {spec.name!r} is also defined in {specs[spec.name].file}"
+                )
             specs[spec.name] = spec
     return specs
 
@@ -257,6 +278,8 @@ def load_spec(name: str) -> Spec:
     specs = load_all_specs()
     if name not in specs:
         known = ", ".join(sorted(specs)) or "none"
-        raise SpecError(f"no dataset spec named {name!r} (known: {known}; searched "
-                        f"{', '.join(str(d) for d in spec_dirs())})")
+        raise SpecError(
+            f"no dataset spec named {name!r} (known: {known}; searched "
+            f"{', '.join(str(d) for d in spec_dirs())})"
+        )
     return specs[name]

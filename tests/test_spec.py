@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from retrain.spec import Spec, SpecError, load_all_specs, load_spec, load_spec_file, parse_spec
+
+
+def minimal(**changes: object) -> dict:
+    data = {
+        "name": "toy",
+        "registered_model_name": "retrain_toy",
+        "schema": {"id": "long", "label": "string", "x": "double", "y": "int"},
+        "id_column": "id",
+        "label_column": "label",
+        "feature_columns": ["x", "y"],
+    }
+    data.update(changes)
+    return data
+
+
+def test_digits_spec_is_complete():
+    spec = load_spec("digits")
+    assert spec.name == "digits"
+    assert len(spec.feature_columns) == 64
+    assert list(spec.schema)[:3] == ["id", "label", "p0"]
+    assert spec.model.hidden_layers == (64,)
+    assert spec.split.train + spec.split.validation + spec.split.test == pytest.approx(1.0)
+
+
+def test_defaults_fill_optional_sections():
+    spec = parse_spec(minimal(), "toy.yaml")
+    assert spec.window_days == 7
+    assert spec.gate.metric == "weighted_f1"
+    assert spec.landing_path == "landing/toy"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"windw_days": 3}, "unknown key 'windw_days'"),
+        ({"model": {"max_iter": "ten"}}, "key 'model.max_iter' must be int, got str 'ten'"),
+        ({"model": {"hidden_layers": 5}}, "key 'model.hidden_layers' must be a list"),
+        ({"model": {"max_itr": 5}}, "unknown key 'model.max_itr'"),
+        ({"window_days": True}, "key 'window_days' must be int"),
+        ({"feature_columns": ["x", "label"]}, "names 'label', which is not a numeric column"),
+        ({"label_column": "target"}, "key 'label_column' is not a column"),
+        ({"schema": {"id": "long", "label": "text"}}, "key 'schema.label' has unknown type"),
+        ({"split": {"train": 0.9, "validation": 0.1, "test": 0.1}}, "add up to 1"),
+        ({"model": {"solver": "adam"}}, "key 'model.solver' must be one of"),
+        ({"name": "../etc"}, "key 'name' must match"),
+    ],
+)
+def test_bad_specs_name_file_and_key(changes, message):
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(**changes), "specs/toy.yaml")
+    assert "specs/toy.yaml" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_missing_required_key():
+    data = minimal()
+    del data["id_column"]
+    with pytest.raises(SpecError, match="missing required key 'id_column'"):
+        parse_spec(data, "toy.yaml")
+
+
+def test_overrides_are_typed_and_checked():
+    spec = parse_spec(minimal(), "toy.yaml")
+    changed = spec.with_overrides({"model.max_iter": "5", "model.hidden_layers": "[8, 4]"})
+    assert changed.model.max_iter == 5
+    assert changed.model.hidden_layers == (8, 4)
+    assert changed.fingerprint() != spec.fingerprint()
+    assert spec.model.max_iter == 200  # the original is frozen and unchanged
+    with pytest.raises(SpecError, match="unknown override key 'model.nope'"):
+        spec.with_overrides({"model.nope": "1"})
+    with pytest.raises(SpecError, match="unknown override key 'name'"):
+        spec.with_overrides({"name": "other"})
+    with pytest.raises(SpecError, match="must be int"):
+        spec.with_overrides({"model.max_iter": "many"})
+
+
+def test_fingerprint_ignores_file_location():
+    a = parse_spec(minimal(), "a/toy.yaml")
+    b = parse_spec(minimal(), "b/toy.yaml")
+    assert a == b
+    assert a.fingerprint() == b.fingerprint()
+    assert isinstance(a, Spec)
+
+
+def test_extra_spec_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(minimal()))
+    monkeypatch.setenv("RETRAIN_DATASETS_PATH", str(tmp_path))
+    assert set(load_all_specs()) == {"digits", "toy"}
+    assert load_spec("toy").file == str(tmp_path / "toy.yaml")
+    with pytest.raises(SpecError, match="no dataset spec named 'nope'"):
+        load_spec("nope")
+
+
+def test_file_name_must_match_dataset_name(tmp_path: Path):
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(minimal()))
+    with pytest.raises(SpecError, match="file is named other.yaml"):
+        load_spec_file(path)
+
+
+def test_invalid_yaml(tmp_path: Path):
+    path = tmp_path / "toy.yaml"
+    path.write_text("name: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec_file(path)
