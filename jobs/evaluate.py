@@ -12,6 +12,7 @@ from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
+
 from retrain import registry
 from retrain.job import RetrainError, RunContext, exists, is_complete, main
 from retrain.metrics import classification_metrics, prepare

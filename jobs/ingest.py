@@ -12,6 +12,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, _parse_datatype_string
+
 from retrain.job import RetrainError, RunContext, exists, main
 from retrain.spec import Spec
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
 from retrain.job import RetrainError, RunContext, is_complete, main
 from retrain.spec import Spec
 

@@ -15,6 +15,7 @@ from typing import Any
 import pyspark
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
+
 from retrain import registry
 from retrain.job import RetrainError, RunContext, main
 from retrain.runs import read_run

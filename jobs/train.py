@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from pyspark.sql import SparkSession
+
 from retrain.job import RetrainError, RunContext, is_complete, main
 from retrain.model import ModelError, fit_pipeline, labels_of, loss_history
 

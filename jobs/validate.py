@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+
 from retrain.job import RetrainError, RunContext, is_complete, main
 from retrain.paths import REPO_ROOT
 from retrain.runs import update_run

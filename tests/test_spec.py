@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from retrain.spec import Spec, SpecError, load_all_specs, load_spec, load_spec_file, parse_spec
 
 

@@ -5,10 +5,10 @@ import math
 import pytest
 from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 from pyspark.ml.linalg import Vectors
-from retrain.metrics import classification_metrics, prepare
-from retrain.spec import Gate
 
 from jobs.evaluate import PUBLISH, REJECT, decide
+from retrain.metrics import classification_metrics, prepare
+from retrain.spec import Gate
 
 LABELS = ["a", "b", "c"]
 # (true, predicted, probabilities in LABELS order)

@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from retrain.job import RetrainError
 
 from jobs import ingest
+from retrain.job import RetrainError
 from tests.helpers import context, toy_spec
 
 GOOD = ["1,a,0.5,1.0", "2,b,1.5,2.0", "3,a,0.0,0.1", "4,b,2.0,2.5"]

@@ -4,9 +4,9 @@ from datetime import date
 
 import pytest
 from pyspark.sql import functions as F
-from retrain.job import RetrainError
 
 from jobs import preprocess
+from retrain.job import RetrainError
 from tests.helpers import context, toy_spec
 
 COLUMNS = "id long, label string, x double, y double"

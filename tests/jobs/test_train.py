@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from retrain.model import ModelError, fit_pipeline, labels_of, loss_history
 
+from retrain.model import ModelError, fit_pipeline, labels_of, loss_history
 from tests.helpers import toy_spec
 
 

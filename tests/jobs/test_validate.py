@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from retrain.job import RetrainError
 from sklearn.datasets import load_digits
 
 from jobs.validate import failures, load_suite, run_suite
+from retrain.job import RetrainError
 
 DIGITS_DDL = "id long, label int, " + ", ".join(f"p{i} double" for i in range(64))
 
