@@ -85,7 +85,7 @@ def test_params_are_typed_with_titles():
     for name in ("run_date", "overrides"):
         param = dag.params.get_param(name)
         assert param.schema["title"]
-        assert param.schema["description"]
+        assert param.description
         assert param.schema["type"]
 
 
