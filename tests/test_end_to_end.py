@@ -1,0 +1,121 @@
+"""The real retrain_digits DAG through Airflow's dag.test(), on local Spark, with real MLflow.
+
+Two consecutive dates, then a rerun of the second: the rerun must leave every partition as it
+was and add no registry version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from retrain.paths import DatasetPaths
+from retrain.spec import load_spec
+
+pytestmark = pytest.mark.integration
+
+DAY1, DAY2 = date(2026, 3, 1), date(2026, 3, 2)
+CLI = [sys.executable, "-m", "retrain.cli"]
+
+
+def retrain(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"RETRAIN_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def partitions(spark, home: Path) -> dict[str, list]:
+    """Every partition the runs wrote, as sorted rows (file names differ run to run)."""
+    os.environ["RETRAIN_HOME"] = str(home)
+    paths = DatasetPaths.for_spec(load_spec("digits"))
+    found = {}
+    for day in (DAY1, DAY2):
+        for zone in ("raw", "quarantine", "features"):
+            location = getattr(paths, zone)(day)
+            found[f"{zone}/{day}"] = sorted(map(tuple, spark.read.parquet(location).collect()))
+    return found
+
+
+def model_versions(home: Path) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    return client.search_model_versions("name = 'retrain_digits'")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, spark):
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    previous = os.environ.get("RETRAIN_HOME")
+    demo = retrain(home, "demo-data", "--end", DAY2.isoformat(), "--days", "2")
+    retrain(home, "run", "digits", "--date", DAY1.isoformat(), "--date", DAY2.isoformat())
+    before = partitions(spark, home)
+    versions_before = model_versions(home)
+    status_before = json.loads(retrain(home, "status", "digits", "--json").stdout)
+    rerun = retrain(home, "run", "digits", "--date", DAY2.isoformat())
+    yield {
+        "home": home,
+        "demo": demo.stdout,
+        "before": before,
+        "after": partitions(spark, home),
+        "versions_before": versions_before,
+        "versions_after": model_versions(home),
+        "status_before": status_before,
+        "status": json.loads(retrain(home, "status", "digits", "--json").stdout),
+        "rerun": rerun.stdout,
+    }
+    if previous is None:
+        os.environ.pop("RETRAIN_HOME", None)
+    else:
+        os.environ["RETRAIN_HOME"] = previous
+
+
+def test_champion_is_published_with_f1_above_093(pipeline):
+    champion = pipeline["status"]["champion"]
+    assert champion["version"] == 2
+    assert champion["run_date"] == DAY2.isoformat()
+    assert champion["metric"] == "weighted_f1"
+    assert champion["f1"] >= 0.93
+    runs = {r["run_date"]: r for r in pipeline["status"]["runs"]}
+    assert set(runs) == {DAY1.isoformat(), DAY2.isoformat()}
+    assert all(r["state"] == "success" and r["decision"] == "publish" for r in runs.values())
+    assert runs[DAY2.isoformat()]["f1"] == pytest.approx(champion["f1"])
+    assert Path(runs[DAY2.isoformat()]["data_docs"]).is_file()
+
+
+def test_quarantine_holds_exactly_the_malformed_rows(pipeline):
+    # demo-data writes 3 malformed rows on the first day and none on the second
+    assert "malformed rows: 3" in pipeline["demo"]
+    runs = {r["run_date"]: r for r in pipeline["status"]["runs"]}
+    assert runs[DAY1.isoformat()]["rows_quarantined"] == 3
+    assert runs[DAY2.isoformat()]["rows_quarantined"] == 0
+    assert len(pipeline["before"][f"quarantine/{DAY1}"]) == 3
+    assert len(pipeline["before"][f"quarantine/{DAY2}"]) == 0
+    # every valid image is in raw: 1797 images split across the two days
+    assert len(pipeline["before"][f"raw/{DAY1}"]) + len(pipeline["before"][f"raw/{DAY2}"]) == 1797
+
+
+def test_rerun_changes_no_partition_and_adds_no_version(pipeline):
+    assert pipeline["after"] == pipeline["before"]
+    assert len(pipeline["versions_before"]) == 2
+    assert len(pipeline["versions_after"]) == 2
+    assert pipeline["status"]["champion"] == pipeline["status_before"]["champion"]
+    assert '"version": "2"' in pipeline["rerun"]
+
+
+def test_versions_carry_lineage_tags(pipeline):
+    tags = {str(v.version): v.tags for v in pipeline["versions_after"]}
+    assert tags["2"]["run_date"] == DAY2.isoformat()
+    assert tags["2"]["data_window"] == f"{DAY1}..{DAY2}"
+    assert tags["1"]["data_window"] == f"{DAY1}..{DAY1}"
+    for key in ("spec_hash", "data_hash", "code_version", "fingerprint"):
+        assert tags["2"][key]
+    assert tags["1"]["fingerprint"] != tags["2"]["fingerprint"]
