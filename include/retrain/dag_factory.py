@@ -23,10 +23,8 @@ from retrain.spec import Spec
 
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "publish")
 SPARK_CONF = {
-    # Each stage is a short application: no UI, no console progress bars in task logs,
-    # few shuffle partitions for daily-sized data.
+    # Each stage is a short application: no UI, few shuffle partitions for daily-sized data.
     "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.adaptive.enabled": "true",
 }

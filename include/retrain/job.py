@@ -71,13 +71,12 @@ def make_context(args: argparse.Namespace) -> RunContext:
 
 def spark_session(app_name: str) -> SparkSession:
     """The job's session; master and resources come from spark-submit (the Airflow connection)."""
-    spark = (
+    return (
         SparkSession.builder.appName(app_name)
         .config("spark.ui.showConsoleProgress", "false")  # no progress bars in task logs
+        .config("spark.log.level", "WARN")
         .getOrCreate()
     )
-    spark.sparkContext.setLogLevel("WARN")
-    return spark
 
 
 def exists(spark: SparkSession, path: str) -> bool:
