@@ -1,8 +1,11 @@
 """Evaluate: score candidate and champion on the same test rows and decide whether to publish.
 
-Metrics are computed in Spark SQL (`retrain.metrics`). The gate: enough test rows, the gate
-metric at or above the spec's floor, and no worse than the champion by more than
-`gate.max_regression`. The decision and its one-line reason go into the run record.
+Metrics are computed in Spark SQL (`retrain.metrics`). The gate, in order: enough test rows,
+the gate metric at or above the floor, not below the champion by more than `max_regression`,
+and (with the bootstrap on) better than the champion beyond noise. The gate's mode then decides
+what happens: `enforce` acts on the verdict, `dry_run` records it and never publishes, `off`
+always publishes. The decision, all its numbers and a one-line reason go into the run record
+and the run's report (HTML + JSON).
 """
 
 from __future__ import annotations
@@ -15,21 +18,26 @@ from pyspark.sql import DataFrame, SparkSession
 
 from retrain import registry
 from retrain.job import RetrainError, RunContext, exists, is_complete, main
-from retrain.metrics import classification_metrics, prepare
+from retrain.metrics import HEADLINE, bootstrap_difference, classification_metrics, prepare
 from retrain.model import PREDICTED_LABEL, labels_of
-from retrain.spec import Gate
+from retrain.report import write_report
+from retrain.runs import read_run
+from retrain.spec import Gate, Spec
 
-PUBLISH, REJECT = "publish", "reject"
+PUBLISH, REJECT, DRY_RUN = "publish", "reject", "dry_run"
 
 
-def decide(
-    gate: Gate, candidate: dict[str, Any], champion: dict[str, Any] | None, test_rows: int
+def verdict(  # noqa: PLR0911 - one return per gate rule reads best
+    gate: Gate,
+    candidate: dict[str, Any],
+    champion: dict[str, Any] | None,
+    interval: dict[str, Any] | None,
 ) -> tuple[str, str]:
-    """(decision, reason) for a candidate against the gate and the champion's metrics."""
+    """(publish | reject, reason) by the gate's rules, before its mode is applied."""
     metric = gate.metric
-    score = candidate[metric]
-    if test_rows < gate.min_test_rows:
-        return REJECT, f"only {test_rows} test rows (< min_test_rows {gate.min_test_rows})"
+    score, rows = candidate[metric], candidate["rows"]
+    if rows < gate.min_test_rows:
+        return REJECT, f"only {rows} test rows (< min_test_rows {gate.min_test_rows})"
     if score < gate.min_f1:
         return REJECT, f"candidate {metric} {score:.4f} is below the floor {gate.min_f1:.4f}"
     if champion is None:
@@ -40,56 +48,100 @@ def decide(
             f"candidate {metric} {score:.4f} is below the champion's {best:.4f} "
             f"(tolerance {gate.max_regression:.4f})"
         )
+    if interval is not None:
+        ci = (
+            f"{metric} {score - best:+.4f} vs champion, {interval['confidence']:.0%} CI "
+            f"[{interval['low']:+.4f}, {interval['high']:+.4f}]"
+        )
+        if interval["low"] <= gate.min_improvement:
+            return REJECT, f"not better than the champion beyond noise: {ci}"
+        return PUBLISH, f"better than the champion beyond noise: {ci}"
     return PUBLISH, f"candidate {metric} {score:.4f} >= champion {best:.4f}"
 
 
-def score(
-    spark: SparkSession, model: PipelineModel, test: DataFrame, label_column: str
-) -> dict[str, Any]:
-    """Metrics of one model on the test rows."""
-    scored = prepare(model.transform(test), label_column, PREDICTED_LABEL).cache()
-    return classification_metrics(spark, scored, labels_of(model))
+def decide(
+    gate: Gate,
+    candidate: dict[str, Any],
+    champion: dict[str, Any] | None,
+    interval: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """(publish | reject | dry_run, reason): the verdict with the gate's mode applied."""
+    outcome, reason = verdict(gate, candidate, champion, interval)
+    if gate.mode == "off":
+        return PUBLISH, f"gate off (it would {outcome}: {reason})"
+    if gate.mode == "dry_run":
+        return DRY_RUN, f"dry run, nothing published (the gate would {outcome}: {reason})"
+    return outcome, reason
+
+
+def score(model: PipelineModel, test: DataFrame, spec: Spec) -> DataFrame:
+    return prepare(
+        model.transform(test), spec.id_column, spec.label_column, PREDICTED_LABEL
+    ).cache()
+
+
+def compare(candidate: DataFrame, champion: DataFrame, gate: Gate) -> dict[str, Any]:
+    """Bootstrap interval of the candidate's gain over the champion, row by row."""
+    paired = (
+        candidate.selectExpr("id", "y", "yhat AS a")
+        .join(champion.selectExpr("id", "yhat AS b"), "id")
+        .collect()
+    )
+    return bootstrap_difference(
+        [r.y for r in paired], [r.a for r in paired], [r.b for r in paired], gate
+    )
 
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
-    spec, features = ctx.spec, ctx.paths.features(ctx.run_date)
+    spec, gate, features = ctx.spec, ctx.spec.gate, ctx.paths.features(ctx.run_date)
     candidate_path = ctx.paths.candidate(ctx.run_date)
     if not is_complete(spark, features) or not exists(spark, candidate_path):
         raise RetrainError(f"features or candidate model for {ctx.run_date} missing; run train")
     test = spark.read.parquet(features).filter("split = 'test'").cache()
-    candidate = score(spark, PipelineModel.load(candidate_path), test, spec.label_column)
+    model = PipelineModel.load(candidate_path)
+    candidate_scored = score(model, test, spec)
+    candidate = classification_metrics(
+        spark, candidate_scored, labels_of(model), gate.positive_class
+    )
     registry.configure()
     champion = registry.load_champion(spec.registered_model_name)
-    champion_metrics = champion_version = None
+    champion_metrics = champion_version = interval = None
     if champion is not None:
-        champion_version, champion_model = champion[0].version, champion[1]
-        champion_metrics = score(spark, champion_model, test, spec.label_column)
-    decision, reason = decide(spec.gate, candidate, champion_metrics, candidate["rows"])
-    run_dir = ctx.paths.run_dir(ctx.run_date)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "evaluation.json").write_text(
-        json.dumps(
-            {
-                "candidate": candidate,
-                "champion": champion_metrics,
-                "champion_version": champion_version,
-            },
-            indent=2,
+        champion_version, champion_model = int(champion[0].version), champion[1]
+        champion_scored = score(champion_model, test, spec)
+        champion_metrics = classification_metrics(
+            spark, champion_scored, labels_of(champion_model), gate.positive_class
         )
-    )
+        if gate.bootstrap_resamples:
+            interval = compare(candidate_scored, champion_scored, gate)
+    decision, reason = decide(gate, candidate, champion_metrics, interval)
 
     def headline(m: dict[str, Any] | None) -> dict[str, Any] | None:
-        keys = ("rows", "accuracy", "weighted_f1", "macro_f1", "log_loss")
-        return {k: m[k] for k in keys} if m else None
+        return {k: m[k] for k in HEADLINE} if m else None
 
-    return {
-        "metric": spec.gate.metric,
+    section = {
+        "metric": gate.metric,
+        "mode": gate.mode,
         "candidate": headline(candidate),
         "champion": headline(champion_metrics),
         "champion_version": champion_version,
+        "interval": interval,
         "decision": decision,
         "reason": reason,
     }
+    run_dir = ctx.paths.run_dir(ctx.run_date)
+    loss_file = run_dir / "loss.json"  # written by train
+    loss = json.loads(loss_file.read_text()) if loss_file.exists() else []
+    section["report"] = str(
+        write_report(
+            run_dir,
+            record=read_run(spec.name, ctx.run_date) | {"evaluate": section},
+            details={"candidate": candidate, "champion": champion_metrics},
+            loss=loss,
+            history=registry.version_history(spec.registered_model_name),
+        )
+    )
+    return section
 
 
 if __name__ == "__main__":

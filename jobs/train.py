@@ -6,10 +6,12 @@ The candidate is written to the run date's candidate path, its loss history to t
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from pyspark.sql import SparkSession
 
+from retrain import registry
 from retrain.job import RetrainError, RunContext, is_complete, main
 from retrain.model import ModelError, fit_pipeline, labels_of, loss_history
 
@@ -22,10 +24,16 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     rows = train.count()
     if rows == 0:
         raise RetrainError(f"no training rows in {features}")
+    champion = None
+    if spec.model.warm_start:
+        registry.configure()
+        champion = registry.load_champion(spec.registered_model_name)
+    started = time.monotonic()
     try:
-        model = fit_pipeline(train, spec)
+        model, warm = fit_pipeline(train, spec, warm_from=champion[1] if champion else None)
     except ModelError as err:
         raise RetrainError(str(err)) from None
+    fit_seconds = time.monotonic() - started
     model.write().overwrite().save(ctx.paths.candidate(ctx.run_date))
     losses = loss_history(model)
     run_dir = ctx.paths.run_dir(ctx.run_date)
@@ -36,6 +44,8 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         "layers": model.stages[-2].getLayers(),
         "labels": labels_of(model),
         "iterations": len(losses),
+        "fit_seconds": round(fit_seconds, 2),
+        "warm_started_from": int(champion[0].version) if warm else None,
         "final_loss": losses[-1] if losses else None,
         "model_path": ctx.paths.candidate(ctx.run_date),
         "params": {k: getattr(spec.model, k) for k in spec.model.__dataclass_fields__},

@@ -1,7 +1,8 @@
 """The real retrain_digits DAG through Airflow's dag.test(), on local Spark, with real MLflow.
 
 Two consecutive dates, then a rerun of the second: the rerun must leave every partition as it
-was and add no registry version.
+was and add no registry version. Last, a run with a crippled model (`model.max_iter=1`) must be
+rejected with the champion left in place.
 """
 
 from __future__ import annotations
@@ -61,16 +62,26 @@ def pipeline(tmp_path_factory, spark):
     versions_before = model_versions(home)
     status_before = json.loads(retrain(home, "status", "digits", "--json").stdout)
     rerun = retrain(home, "run", "digits", "--date", DAY2.isoformat())
+    after = partitions(spark, home)
+    versions_after = model_versions(home)
+    status_after_rerun = json.loads(retrain(home, "status", "digits", "--json").stdout)
+    day2_report = (home / "runs" / "digits" / DAY2.isoformat() / "report.html").read_text()
+    crippled = retrain(
+        home, "run", "digits", "--date", DAY2.isoformat(), "--param", "model.max_iter=1"
+    )
     yield {
         "home": home,
         "demo": demo.stdout,
         "before": before,
-        "after": partitions(spark, home),
+        "after": after,
         "versions_before": versions_before,
-        "versions_after": model_versions(home),
+        "versions_after": versions_after,
         "status_before": status_before,
-        "status": json.loads(retrain(home, "status", "digits", "--json").stdout),
+        "status": status_after_rerun,
         "rerun": rerun.stdout,
+        "crippled": crippled.stdout,
+        "day2_report": day2_report,
+        "status_final": json.loads(retrain(home, "status", "digits", "--json").stdout),
     }
     if previous is None:
         os.environ.pop("RETRAIN_HOME", None)
@@ -80,15 +91,28 @@ def pipeline(tmp_path_factory, spark):
 
 def test_champion_is_published_with_f1_above_093(pipeline):
     champion = pipeline["status"]["champion"]
-    assert champion["version"] == 2
-    assert champion["run_date"] == DAY2.isoformat()
+    assert champion["version"] == 1
+    assert champion["run_date"] == DAY1.isoformat()
     assert champion["metric"] == "weighted_f1"
     assert champion["f1"] >= 0.93
     runs = {r["run_date"]: r for r in pipeline["status"]["runs"]}
     assert set(runs) == {DAY1.isoformat(), DAY2.isoformat()}
-    assert all(r["state"] == "success" and r["decision"] == "publish" for r in runs.values())
-    assert runs[DAY2.isoformat()]["f1"] == pytest.approx(champion["f1"])
+    assert all(r["state"] == "success" for r in runs.values())
+    assert runs[DAY1.isoformat()]["decision"] == "publish"
+    assert runs[DAY1.isoformat()]["f1"] == pytest.approx(champion["f1"])
     assert Path(runs[DAY2.isoformat()]["data_docs"]).is_file()
+
+
+def test_second_day_keeps_the_champion_when_the_gain_is_noise(pipeline):
+    """Day 2 scores higher, but on 360 test rows the bootstrap interval includes zero."""
+    day2 = {r["run_date"]: r for r in pipeline["status"]["runs"]}[DAY2.isoformat()]
+    assert day2["decision"] == "reject"
+    assert day2["reason"].startswith("not better than the champion beyond noise: weighted_f1 +")
+    assert day2["f1"] >= 0.93
+    assert day2["report"].endswith(f"runs/digits/{DAY2}/report.html")
+    report = pipeline["day2_report"]  # read before the crippled run replaced it
+    assert "not better than the champion beyond noise" in report
+    assert report.count("data:image/png;base64,") == 4
 
 
 def test_quarantine_holds_exactly_the_malformed_rows(pipeline):
@@ -111,6 +135,15 @@ def test_rerun_changes_no_partition_and_adds_no_version(pipeline):
     assert '"version": "2"' in pipeline["rerun"]
 
 
+def test_crippled_model_is_rejected_and_champion_unchanged(pipeline):
+    assert pipeline["status_final"]["champion"] == pipeline["status"]["champion"]
+    day2 = {r["run_date"]: r for r in pipeline["status_final"]["runs"]}[DAY2.isoformat()]
+    assert day2["decision"] == "reject"
+    assert "is below the floor 0.9000" in day2["reason"]
+    assert day2["f1"] < 0.9
+    assert "is below the floor 0.9000" in Path(day2["report"]).read_text()
+
+
 def test_versions_carry_lineage_tags(pipeline):
     tags = {str(v.version): v.tags for v in pipeline["versions_after"]}
     assert tags["2"]["run_date"] == DAY2.isoformat()
@@ -119,3 +152,4 @@ def test_versions_carry_lineage_tags(pipeline):
     for key in ("spec_hash", "data_hash", "code_version", "fingerprint"):
         assert tags["2"][key]
     assert tags["1"]["fingerprint"] != tags["2"]["fingerprint"]
+    assert (tags["1"]["decision"], tags["2"]["decision"]) == ("publish", "reject")

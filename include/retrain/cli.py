@@ -133,6 +133,7 @@ def _run_summary(record: dict[str, Any]) -> dict[str, Any]:
         "f1": (evaluation.get("candidate") or {}).get("weighted_f1"),
         "version": (record.get("publish") or {}).get("version"),
         "data_docs": (record.get("validate") or {}).get("data_docs"),
+        "report": evaluation.get("report"),
         "run_dir": str(home() / "runs" / record.get("dataset", "") / record.get("run_date", "")),
     }
 
@@ -182,7 +183,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {run['run_date']}  {run['state']:<8} {run['decision'] or '-':<8} "
             f"{run['reason'] or ''}"
         )
-        print(f"      run folder (record, evaluation, loss): {run['run_dir']}")
+        print(f"      run folder: {run['run_dir']}")
+        if run["report"]:
+            print(f"      decision report: {run['report']}")
         if run["data_docs"]:
             print(f"      Data Docs: {run['data_docs']}")
     print(

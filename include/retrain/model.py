@@ -29,8 +29,14 @@ LABEL_INDEX = "label_index"
 PREDICTED_LABEL = "predicted_label"
 
 
-def fit_pipeline(train: DataFrame, spec: Spec) -> PipelineModel:
-    """Fit the whole pipeline on the training rows with the spec's model settings."""
+def fit_pipeline(
+    train: DataFrame, spec: Spec, warm_from: PipelineModel | None = None
+) -> tuple[PipelineModel, bool]:
+    """Fit the whole pipeline on the training rows with the spec's model settings.
+
+    With `warm_from` (the champion) of the same layers and classes, the network starts from its
+    weights instead of random ones. Returns the model and whether it was warm-started.
+    """
     indexer = StringIndexer(
         inputCol=spec.label_column, outputCol=LABEL_INDEX, stringOrderType="alphabetAsc"
     ).fit(train)
@@ -40,24 +46,33 @@ def fit_pipeline(train: DataFrame, spec: Spec) -> PipelineModel:
     columns = list(spec.feature_columns)
     imputed = [f"{c}__imputed" for c in columns]
     model = spec.model
+    layers = [len(columns), *model.hidden_layers, len(labels)]
+    network = MultilayerPerceptronClassifier(
+        labelCol=LABEL_INDEX,
+        layers=layers,
+        solver=model.solver,
+        maxIter=model.max_iter,
+        stepSize=model.step_size,
+        tol=model.tol,
+        blockSize=model.block_size,
+        seed=model.seed,
+    )
+    warm = (
+        warm_from is not None
+        and labels_of(warm_from) == labels
+        and list(warm_from.stages[-2].getLayers()) == layers
+    )
+    if warm:
+        network.setInitialWeights(warm_from.stages[-2].weights)
     stages = [
         indexer,
         Imputer(inputCols=columns, outputCols=imputed, strategy="mean"),
         VectorAssembler(inputCols=imputed, outputCol="raw_features"),
         StandardScaler(inputCol="raw_features", outputCol="features", withMean=True),
-        MultilayerPerceptronClassifier(
-            labelCol=LABEL_INDEX,
-            layers=[len(columns), *model.hidden_layers, len(labels)],
-            solver=model.solver,
-            maxIter=model.max_iter,
-            stepSize=model.step_size,
-            tol=model.tol,
-            blockSize=model.block_size,
-            seed=model.seed,
-        ),
+        network,
         IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=labels),
     ]
-    return Pipeline(stages=stages).fit(train)
+    return Pipeline(stages=stages).fit(train), warm
 
 
 def loss_history(model: PipelineModel) -> list[float]:

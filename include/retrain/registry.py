@@ -88,3 +88,29 @@ def load_champion(model_name: str) -> tuple[Any, Any] | None:
         return None
     model = mlflow.spark.load_model(f"models:/{model_name}/{version.version}")
     return version, model
+
+
+def version_history(model_name: str) -> list[dict[str, Any]]:
+    """Every registered version, oldest first, with its run date, gate metric and decision."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return []
+    champion = champion_version(model_name)
+    return sorted(
+        (
+            {
+                "version": int(v.version),
+                "run_date": v.tags.get("run_date"),
+                "metric": v.tags.get("gate_metric"),
+                "value": float(v.tags["gate_value"]) if "gate_value" in v.tags else None,
+                "decision": v.tags.get("decision"),
+                "champion": champion is not None and str(champion.version) == str(v.version),
+            }
+            for v in versions
+        ),
+        key=lambda v: v["version"],
+    )

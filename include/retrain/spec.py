@@ -24,7 +24,8 @@ COLUMN_TYPES = ("string", "int", "long", "double", "float", "boolean", "date", "
 NUMERIC_TYPES = ("int", "long", "double", "float")
 SOURCE_FORMATS = ("csv", "json", "parquet")
 SOLVERS = ("l-bfgs", "gd")
-GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy")
+GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy", "positive_f1")
+GATE_MODES = ("enforce", "dry_run", "off")
 
 
 class SpecError(ValueError):
@@ -62,16 +63,27 @@ class Model:
     tol: float = 1e-6
     block_size: int = 128
     seed: int = 42
+    # Start from the champion's weights when its layers match: daily data changes little.
+    warm_start: bool = False
 
 
 @dataclass(frozen=True)
 class Gate:
-    """When a candidate may replace the champion."""
+    """When a candidate may replace the champion (see the README, "The gate")."""
 
+    mode: str = "enforce"  # enforce | dry_run (decide, never publish) | off (always publish)
     metric: str = "weighted_f1"
     min_f1: float = 0.9  # absolute floor for the gate metric
-    max_regression: float = 0.0  # how far below the champion (same test rows) is tolerated
+    max_regression: float = 0.0  # a candidate further below the champion is rejected outright
     min_test_rows: int = 30
+    # Paired bootstrap of (candidate - champion) on the same test rows; 0 turns it off. With it
+    # on, the candidate must be better beyond noise: the interval's lower bound above
+    # `min_improvement`, so a daily retrain does not swap the champion back and forth on luck.
+    bootstrap_resamples: int = 1000
+    confidence: float = 0.95
+    min_improvement: float = 0.0
+    seed: int = 42
+    positive_class: str = ""  # binary datasets: the class whose F1 is `positive_f1`
 
 
 @dataclass(frozen=True)
@@ -220,6 +232,14 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
             spec.gate.metric not in GATE_METRICS,
             "gate.metric",
             f"must be one of {', '.join(GATE_METRICS)}",
+        ),
+        (spec.gate.mode not in GATE_MODES, "gate.mode", f"must be one of {', '.join(GATE_MODES)}"),
+        (spec.gate.bootstrap_resamples < 0, "gate.bootstrap_resamples", "must be 0 or more"),
+        (not 0.5 <= spec.gate.confidence < 1, "gate.confidence", "must be in [0.5, 1)"),
+        (
+            spec.gate.metric == "positive_f1" and not spec.gate.positive_class,
+            "gate.positive_class",
+            "must name the positive class when gate.metric is positive_f1",
         ),
         (
             not re.fullmatch(r"\d{4}-\d{2}-\d{2}", spec.start_date),

@@ -16,7 +16,8 @@ def blobs(spark, n: int = 60):
 
 def test_pipeline_learns_and_keeps_label_names(spark):
     data = blobs(spark)
-    model = fit_pipeline(data, toy_spec())
+    model, warm = fit_pipeline(data, toy_spec())
+    assert warm is False
     assert labels_of(model) == ["left", "right"]
     predictions = model.transform(data).select("label", "predicted_label").collect()
     accuracy = sum(p.label == p.predicted_label for p in predictions) / len(predictions)
@@ -27,7 +28,7 @@ def test_pipeline_learns_and_keeps_label_names(spark):
 
 
 def test_pipeline_scores_rows_without_a_label(spark):
-    model = fit_pipeline(blobs(spark), toy_spec())
+    model, _ = fit_pipeline(blobs(spark), toy_spec())
     unlabeled = spark.createDataFrame(
         [(1, -2.0, 1.0), (2, 2.0, -1.0)], "id long, x double, y double"
     )
@@ -39,8 +40,8 @@ def test_pipeline_scores_rows_without_a_label(spark):
 
 def test_same_seed_same_model(spark):
     data = blobs(spark)
-    first = fit_pipeline(data, toy_spec()).stages[-2].weights.toArray()
-    second = fit_pipeline(data, toy_spec()).stages[-2].weights.toArray()
+    first = fit_pipeline(data, toy_spec())[0].stages[-2].weights.toArray()
+    second = fit_pipeline(data, toy_spec())[0].stages[-2].weights.toArray()
     assert (first == second).all()
 
 
@@ -48,3 +49,22 @@ def test_single_class_is_refused(spark):
     data = blobs(spark).filter("label = 'left'")
     with pytest.raises(ModelError, match="1 class"):
         fit_pipeline(data, toy_spec())
+
+
+def test_warm_start_reuses_matching_champion_weights(spark):
+    data = blobs(spark)
+    champion, _ = fit_pipeline(data, toy_spec())
+    cold_iterations = len(loss_history(champion))
+    warm_model, warm = fit_pipeline(data, toy_spec(), warm_from=champion)
+    assert warm is True
+    # starting at the optimum, l-bfgs needs far fewer iterations than from random weights
+    assert len(loss_history(warm_model)) < cold_iterations
+    assert loss_history(warm_model)[0] < loss_history(champion)[0]
+
+
+def test_warm_start_is_skipped_when_layers_differ(spark):
+    data = blobs(spark)
+    champion, _ = fit_pipeline(data, toy_spec())
+    wider = toy_spec(model={"hidden_layers": [6], "max_iter": 100, "seed": 1})
+    _, warm = fit_pipeline(data, wider, warm_from=champion)
+    assert warm is False

@@ -1,0 +1,164 @@
+"""The decision report renders in a real headless Chromium with its numbers and pictures."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+
+from retrain.report import write_report
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Reports each picture's decoded width once the page has loaded.
+PROBE = (
+    "<script>addEventListener('load', () => document.body.dataset.images = "
+    "[...document.images].map(i => i.naturalWidth).join(','));</script>"
+)
+
+
+def per_class(f1s: dict[str, float]) -> dict:
+    return {c: {"precision": f, "recall": f, "f1": f, "support": 10} for c, f in f1s.items()}
+
+
+RECORD = {
+    "dataset": "digits",
+    "run_date": "2026-03-02",
+    "ingest": {"rows_read": 902, "rows_quarantined": 3},
+    "preprocess": {
+        "window": ["2026-03-01", "2026-03-02"],
+        "rows_by_split": {"train": 1273, "validation": 164, "test": 360},
+    },
+    "validate": {
+        "suite": "raw",
+        "evaluated": 70,
+        "success": True,
+        "failed_warning": [],
+        "data_docs": "/nowhere/index.html",
+    },
+    "evaluate": {
+        "metric": "weighted_f1",
+        "mode": "enforce",
+        "champion_version": 1,
+        "decision": "reject",
+        "reason": "not better than the champion beyond noise: weighted_f1 +0.0143 vs champion, "
+        "95% CI [-0.0050, +0.0364]",
+        "interval": {
+            "difference": 0.0143,
+            "low": -0.005,
+            "high": 0.0364,
+            "confidence": 0.95,
+            "resamples": 1000,
+            "seed": 42,
+        },
+    },
+}
+DETAILS = {
+    "candidate": {
+        "rows": 360,
+        "accuracy": 0.9611,
+        "weighted_f1": 0.9613,
+        "macro_f1": 0.9588,
+        "positive_f1": None,
+        "log_loss": 0.2621,
+        "brier": 0.0712,
+        "per_class": per_class({"0": 0.99, "1": 0.93}),
+        "confusion": [["0", "0", 9], ["1", "1", 8], ["1", "0", 2]],
+    },
+    "champion": {
+        "rows": 360,
+        "accuracy": 0.9472,
+        "weighted_f1": 0.9470,
+        "macro_f1": 0.9439,
+        "positive_f1": None,
+        "log_loss": 0.5268,
+        "brier": 0.0901,
+        "per_class": per_class({"0": 0.97, "1": 0.91}),
+        "confusion": [["0", "0", 9], ["1", "1", 7], ["1", "0", 3]],
+    },
+}
+HISTORY = [
+    {
+        "version": 1,
+        "run_date": "2026-03-01",
+        "metric": "weighted_f1",
+        "value": 0.9578,
+        "decision": "publish",
+        "champion": True,
+    }
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "the report test needs Chromium: apt-get install chromium (CI installs it)"
+    return path
+
+
+def test_report_shows_numbers_and_pictures(tmp_path: Path, chromium: str):
+    page = write_report(tmp_path, RECORD, DETAILS, [2.3, 0.9, 0.2, 0.05], HISTORY)
+    assert (tmp_path / "report.json").exists()
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    dom = subprocess.run(
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    text = re.sub(r"<[^>]+>", " ", dom)
+    assert "not better than the champion beyond noise" in text
+    for number in (
+        "0.9613",
+        "0.9470",
+        "0.2621",
+        "0.5268",
+        "0.0712",
+        "+0.0143",
+        "-0.0050",
+        "0.9578",
+        "1273",
+    ):
+        assert number in text, number
+    widths = re.search(r'data-images="([^"]*)"', dom).group(1).split(",")
+    assert len(widths) == 4
+    assert all(int(w) > 100 for w in widths), widths  # every picture decoded
+
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile2'}",
+            "--window-size=1200,1600",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    pixels = plt.imread(shot)[..., :3]
+    ink = (pixels.sum(axis=2) < 2.7).mean()  # share of pixels that are not (near) white
+    assert ink > 0.03, f"the page looks blank ({ink:.1%} ink)"
