@@ -78,6 +78,8 @@ def main() -> None:
         .config("spark.ui.enabled", "false")
         .config("spark.log.level", "ERROR")
         .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", "6g")
         .getOrCreate()
     )
     if args.dataset == "digits":
