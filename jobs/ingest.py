@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, _parse_datatype_string
 
 from retrain.job import RetrainError, RunContext, exists, main
-from retrain.spec import Spec
+from retrain.spec import Spec, quote
 
 CORRUPT_COLUMN = "_corrupt_record"
 
@@ -45,7 +45,7 @@ def read_landing(spark: SparkSession, spec: Spec, path: str) -> DataFrame:
 
 def with_reject_reason(frame: DataFrame, spec: Spec) -> DataFrame:
     """Add `reason`: why a row cannot be used, or null for a good row."""
-    id_col, label_col = F.col(f"`{spec.id_column}`"), F.col(f"`{spec.label_column}`")
+    id_col, label_col = F.col(quote(spec.id_column)), F.col(quote(spec.label_column))
     reason = (
         F.when(F.col(CORRUPT_COLUMN).isNotNull(), F.lit("malformed record: does not match schema"))
         .when(id_col.isNull(), F.lit(f"missing id column {spec.id_column!r}"))
@@ -57,8 +57,8 @@ def with_reject_reason(frame: DataFrame, spec: Spec) -> DataFrame:
 def split_rows(frame: DataFrame, spec: Spec) -> tuple[DataFrame, DataFrame]:
     """(valid rows in the spec's columns, quarantined rows as raw text with a reason)."""
     checked = with_reject_reason(frame, spec)
-    valid = checked.filter(F.col("reason").isNull()).select(*[f"`{c}`" for c in spec.schema])
-    data_columns = F.struct(*[F.col(f"`{c}`") for c in spec.schema])
+    valid = checked.filter(F.col("reason").isNull()).select(*[quote(c) for c in spec.schema])
+    data_columns = F.struct(*[F.col(quote(c)) for c in spec.schema])
     quarantined = checked.filter(F.col("reason").isNotNull()).select(
         F.coalesce(F.col(CORRUPT_COLUMN), F.to_json(data_columns)).alias("raw_record"),
         F.col("reason"),

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retrain.job import RetrainError, RunContext, is_complete, main
-from retrain.spec import Spec
+from retrain.spec import Spec, quote
 
 HASH_BUCKETS = 10_000
 
@@ -24,11 +24,6 @@ HASH_BUCKETS = 10_000
 def window_dates(run_date: date, window_days: int) -> list[date]:
     """The dates of the training window, oldest first, ending at the run date."""
     return [run_date - timedelta(days=n) for n in range(window_days - 1, -1, -1)]
-
-
-def quote(column: str) -> str:
-    """A column name as a Spark SQL identifier, whatever characters it holds."""
-    return "`" + column.replace("`", "``") + "`"
 
 
 def build_features(spark: SparkSession, window: DataFrame, spec: Spec) -> DataFrame:

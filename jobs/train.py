@@ -5,6 +5,7 @@ The candidate is written to the run date's candidate path, its loss history to t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -48,7 +49,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         "warm_started_from": int(champion[0].version) if warm else None,
         "final_loss": losses[-1] if losses else None,
         "model_path": ctx.paths.candidate(ctx.run_date),
-        "params": {k: getattr(spec.model, k) for k in spec.model.__dataclass_fields__},
+        "params": dataclasses.asdict(spec.model),
     }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain
 
 from retrain.paths import REPO_ROOT, home
 from retrain.spec import Spec
@@ -117,7 +117,8 @@ def build_dag(spec: Spec) -> DAG:
             ),
         },
     ) as dag:
-        for stage in STAGES:
+        env = _job_env()
+        stages = [
             RetrainSparkSubmitOperator(
                 task_id=stage,
                 application=str(REPO_ROOT / "jobs" / f"{stage}.py"),
@@ -125,8 +126,9 @@ def build_dag(spec: Spec) -> DAG:
                 conn_id="spark_default",
                 name=f"retrain-{spec.name}-{stage}",
                 conf=SPARK_CONF,
-                env_vars=_job_env(),
+                env_vars=env,
             )
-        for upstream, downstream in zip(STAGES, STAGES[1:], strict=False):
-            dag.get_task(upstream) >> dag.get_task(downstream)
+            for stage in STAGES
+        ]
+        chain(*stages)  # ingest >> validate >> preprocess >> train >> evaluate >> publish
     return dag

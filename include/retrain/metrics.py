@@ -15,7 +15,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retrain.spec import Gate
+from retrain.spec import Gate, quote
 
 PROBABILITY_FLOOR = 1e-15  # log loss of a zero probability is clipped, as scikit-learn does
 HEADLINE = ("rows", "accuracy", "weighted_f1", "macro_f1", "positive_f1", "log_loss", "brier")
@@ -26,9 +26,9 @@ def prepare(
 ) -> DataFrame:
     """Reduce predictions to (id, y, yhat, prob): labels as strings, probabilities as arrays."""
     return predictions.select(
-        F.col(f"`{id_column}`").alias("id"),
-        F.col(f"`{label_column}`").cast("string").alias("y"),
-        F.col(f"`{predicted_column}`").cast("string").alias("yhat"),
+        F.col(quote(id_column)).alias("id"),
+        F.col(quote(label_column)).cast("string").alias("y"),
+        F.col(quote(predicted_column)).cast("string").alias("yhat"),
         vector_to_array("probability").alias("prob"),
     )
 

@@ -26,6 +26,12 @@ SOURCE_FORMATS = ("csv", "json", "parquet")
 SOLVERS = ("l-bfgs", "gd")
 GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy", "positive_f1")
 GATE_MODES = ("enforce", "dry_run", "off")
+FIXED_KEYS = ("name", "schema", "source")  # what defines the dataset cannot vary per run
+
+
+def quote(column: str) -> str:
+    """A spec column name as a Spark SQL identifier, whatever characters it holds."""
+    return "`" + column.replace("`", "``") + "`"
 
 
 class SpecError(ValueError):
@@ -125,15 +131,13 @@ class Spec:
         """Return a copy with dotted keys (`model.max_iter`) replaced, each value type-checked."""
         data = self.to_dict()
         for key, value in overrides.items():
-            parts = key.split(".")
+            *sections, leaf = key.split(".")
             node = data
-            for part in parts[:-1]:
-                if not isinstance(node.get(part), dict) or part in ("schema",):
-                    raise SpecError(f"{self.file}: unknown override key '{key}'")
-                node = node[part]
-            if parts[-1] not in node or parts[0] in ("name", "schema", "source"):
+            for section in sections:
+                node = node.get(section) if isinstance(node, dict) else None
+            if key.split(".")[0] in FIXED_KEYS or not isinstance(node, dict) or leaf not in node:
                 raise SpecError(f"{self.file}: unknown override key '{key}'")
-            node[parts[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
+            node[leaf] = yaml.safe_load(value) if isinstance(value, str) else value
         return parse_spec(data, self.file)
 
 
