@@ -108,7 +108,7 @@ def main() -> None:
     result["warm_over_cold_seconds"] = round(
         result["warm"]["fit_seconds"] / result["cold"]["fit_seconds"], 3
     )
-    print(json.dumps(result))  # noqa: T201 - a command-line report
+    print(json.dumps(result))
     spark.stop()
 
 

@@ -1,54 +1,25 @@
 """Preprocess: build the run's feature partition from the training window, in Spark SQL.
 
-The window is the last `window_days` complete raw partitions up to the run date (never later
-ones). Rows are deduplicated by id (latest day wins), features cast to double (nulls are left
-for the model pipeline's imputer), and each id is assigned to train, validation or test by a
-salted hash of the id, so an id keeps its split on every day.
+The window is the last `window_days` validated raw partitions up to the run date (never later
+ones, never a day that failed validation); `retrain.features` builds the table. The features
+suite checks it before it is written; a critical failure leaves the previous partition in place.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import logging
 from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retrain.job import RetrainError, RunContext, is_complete, main
-from retrain.spec import Spec, quote
+from retrain.features import build_features
+from retrain.job import DataRejected, RetrainError, RunContext, is_validated, main, write_partition
+from retrain.paths import window_dates
+from retrain.validation import load_suite, validate
 
-HASH_BUCKETS = 10_000
-
-
-def window_dates(run_date: date, window_days: int) -> list[date]:
-    """The dates of the training window, oldest first, ending at the run date."""
-    return [run_date - timedelta(days=n) for n in range(window_days - 1, -1, -1)]
-
-
-def build_features(spark: SparkSession, window: DataFrame, spec: Spec) -> DataFrame:
-    """Dedupe by id, cast features and assign the split. `window` has the raw columns plus `ds`."""
-    split = spec.split
-    features = ", ".join(f"CAST({quote(c)} AS DOUBLE) AS {quote(c)}" for c in spec.feature_columns)
-    bucket = f"pmod(xxhash64({split.seed}, {quote(spec.id_column)}), {HASH_BUCKETS})"
-    train_cut = round(split.train * HASH_BUCKETS)
-    validation_cut = round((split.train + split.validation) * HASH_BUCKETS)
-    return spark.sql(
-        f"""
-        WITH ranked AS (
-          SELECT *, row_number() OVER (PARTITION BY {quote(spec.id_column)}
-                                       ORDER BY ds DESC) AS copy
-          FROM {{window}}
-          WHERE {quote(spec.label_column)} IS NOT NULL
-        )
-        SELECT {quote(spec.id_column)}, {quote(spec.label_column)}, {features}, ds AS source_ds,
-               CASE WHEN {bucket} < {train_cut} THEN 'train'
-                    WHEN {bucket} < {validation_cut} THEN 'validation'
-                    ELSE 'test' END AS split
-        FROM ranked WHERE copy = 1
-        """,
-        window=window,
-    )
+log = logging.getLogger(__name__)
 
 
 def summarize(features: DataFrame) -> dict[str, Any]:
@@ -73,17 +44,30 @@ def summarize(features: DataFrame) -> dict[str, Any]:
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     spec, paths = ctx.spec, ctx.paths
-    if not is_complete(spark, paths.raw(ctx.run_date)):
-        raise RetrainError(f"raw partition {paths.raw(ctx.run_date)} is missing or incomplete")
+    if not is_validated(spark, paths.raw(ctx.run_date)):
+        raise RetrainError(f"raw partition {paths.raw(ctx.run_date)} has not passed validation")
+    suite = load_suite(spec.name, "features")
     days = [
-        d for d in window_dates(ctx.run_date, spec.window_days) if is_complete(spark, paths.raw(d))
+        d
+        for d in window_dates(ctx.run_date, spec.window_days)
+        if is_validated(spark, paths.raw(d))
     ]
     parts = [spark.read.parquet(paths.raw(d)).withColumn("ds", F.lit(d.isoformat())) for d in days]
-    window = reduce(DataFrame.unionByName, parts)
-    features = build_features(spark, window, spec)
-    features.write.mode("overwrite").parquet(paths.features(ctx.run_date))
+    features = build_features(spark, reduce(DataFrame.unionByName, parts), spec).cache()
+    try:
+        checked = validate(features, suite, paths.gx_root(), ctx.run_date.isoformat())
+        checked.pop("result")
+        log.info("Data Docs (features): %s", checked["data_docs"])
+        if not checked["success"]:
+            raise DataRejected(
+                f"the features of {spec.name} for {ctx.run_date} failed their suite: "
+                f"{'; '.join(checked['failed_critical'][:5])}; Data Docs: {checked['data_docs']}"
+            )
+        write_partition(features, paths.features(ctx.run_date))
+    finally:
+        features.unpersist()
     written = spark.read.parquet(paths.features(ctx.run_date))
-    return {"window": [d.isoformat() for d in days], **summarize(written)}
+    return {"window": [d.isoformat() for d in days], **summarize(written), "validation": checked}
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from tests.helpers import write_toy_suites
+
 # py4j logs its shutdown after pytest has closed the captured streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
 
@@ -34,4 +36,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("RETRAIN_LAKE", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RETRAIN_DATASETS_PATH", str(tmp_path / "specs"))
+    write_toy_suites(tmp_path / "specs")
     return tmp_path / "home"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 
 from retrain.job import RunContext
 from retrain.paths import DatasetPaths
@@ -20,6 +22,49 @@ TOY = {
     "model": {"hidden_layers": [4], "max_iter": 100, "seed": 1},
     "gate": {"min_test_rows": 1},
 }
+
+
+# The toy dataset's suites: row rules for ingest, a table rule, a warning, and a features check.
+TOY_SUITES = {
+    "raw": {
+        "name": "toy_raw",
+        "expectations": [
+            {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "x", "min_value": 0, "max_value": 10},
+            },
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "label", "value_set": ["a", "b"]},
+            },
+            {
+                "type": "expect_column_mean_to_be_between",
+                "kwargs": {"column": "y", "max_value": 100},
+                "meta": {"severity": "warning"},
+            },
+        ],
+    },
+    "features": {
+        "name": "toy_features",
+        "expectations": [
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "split", "value_set": ["train", "validation", "test"]},
+            },
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "label"}},
+        ],
+    },
+}
+
+
+def write_toy_suites(spec_dir: Path) -> None:
+    """Put the toy suites where a dataset from RETRAIN_DATASETS_PATH keeps them."""
+    folder = spec_dir / "expectations" / "toy"
+    folder.mkdir(parents=True, exist_ok=True)
+    for suite, content in TOY_SUITES.items():
+        (folder / f"{suite}.json").write_text(json.dumps(content))
 
 
 def toy_spec(**changes: object) -> Spec:

@@ -97,3 +97,24 @@ def test_code_zip_holds_the_package_and_is_content_named(home):
     names = zipfile.ZipFile(first).namelist()
     assert "retrain/spec.py" in names
     assert "retrain/job.py" in names
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "retried"), [(1, True), (2, False), (3, False)], ids=["failed", "spec", "data"]
+)
+def test_only_transient_failures_are_retried(tmp_path, monkeypatch, exit_code, retried):
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from retrain.dag_factory import RetrainSparkSubmitOperator
+
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[1]"}')
+    monkeypatch.setenv(
+        "PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
+    )
+    job = tmp_path / "job.py"
+    job.write_text(f"import sys\nsys.exit({exit_code})\n")
+    task = RetrainSparkSubmitOperator(task_id="stage", application=str(job))
+    with pytest.raises(AirflowException) as failure:
+        task.execute({})
+    assert isinstance(failure.value, AirflowFailException) is not retried

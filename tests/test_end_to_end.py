@@ -2,7 +2,9 @@
 
 Two consecutive dates, then a rerun of the second: the rerun must leave every partition as it
 was and add no registry version. Last, a run with a crippled model (`model.max_iter=1`) must be
-rejected with the champion left in place.
+rejected with the champion left in place. Then a corrupted third day (every image inverted:
+values in range, so ingest keeps them) must fail at validation on drift, once, without a retry,
+with the champion unchanged and the failure and its Data Docs in `retrain status`.
 """
 
 from __future__ import annotations
@@ -21,16 +23,31 @@ from retrain.spec import load_spec
 
 pytestmark = pytest.mark.integration
 
-DAY1, DAY2 = date(2026, 3, 1), date(2026, 3, 2)
+DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 CLI = [sys.executable, "-m", "retrain.cli"]
 
 
-def retrain(home: Path, *args: str) -> subprocess.CompletedProcess:
+def retrain(home: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
     env = os.environ | {"RETRAIN_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert result.returncode == expect, result.stdout[-4000:] + result.stderr[-4000:]
     return result
+
+
+def land_inverted_digits(home: Path, day: date) -> None:
+    """A day of real digit images with every pixel inverted (16 - v): in range, but drifted."""
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits(return_X_y=True)
+    folder = home / "lake" / "landing" / "digits" / f"ds={day}"
+    folder.mkdir(parents=True)
+    lines = ["id,label," + ",".join(f"p{i}" for i in range(64))]
+    lines += [
+        f"{5_000_000 + i},{labels[i]}," + ",".join(str(int(16 - v)) for v in images[i])
+        for i in range(900)
+    ]
+    (folder / "part-0.csv").write_text("\n".join(lines) + "\n")
 
 
 def partitions(spark, home: Path) -> dict[str, list]:
@@ -69,8 +86,12 @@ def pipeline(tmp_path_factory, spark):
     crippled = retrain(
         home, "run", "digits", "--date", DAY2.isoformat(), "--param", "model.max_iter=1"
     )
+    status_final = json.loads(retrain(home, "status", "digits", "--json").stdout)
+    land_inverted_digits(home, DAY3)
+    corrupted = retrain(home, "run", "digits", "--date", DAY3.isoformat(), expect=1)
     yield {
         "home": home,
+        "corrupted": corrupted.stdout,
         "demo": demo.stdout,
         "before": before,
         "after": after,
@@ -81,7 +102,8 @@ def pipeline(tmp_path_factory, spark):
         "rerun": rerun.stdout,
         "crippled": crippled.stdout,
         "day2_report": day2_report,
-        "status_final": json.loads(retrain(home, "status", "digits", "--json").stdout),
+        "status_final": status_final,
+        "status_corrupted": json.loads(retrain(home, "status", "digits", "--json").stdout),
     }
     if previous is None:
         os.environ.pop("RETRAIN_HOME", None)
@@ -96,11 +118,13 @@ def test_champion_is_published_with_f1_above_093(pipeline):
     assert champion["metric"] == "weighted_f1"
     assert champion["f1"] >= 0.93
     runs = {r["run_date"]: r for r in pipeline["status"]["runs"]}
-    assert set(runs) == {DAY1.isoformat(), DAY2.isoformat()}
+    assert set(runs) == {DAY1.isoformat(), DAY2.isoformat()}  # before the corrupted day
     assert all(r["state"] == "success" for r in runs.values())
     assert runs[DAY1.isoformat()]["decision"] == "publish"
     assert runs[DAY1.isoformat()]["f1"] == pytest.approx(champion["f1"])
-    assert Path(runs[DAY2.isoformat()]["data_docs"]).is_file()
+    pages = runs[DAY2.isoformat()]["data_docs"]
+    assert set(pages) == {"raw", "drift", "features"}
+    assert all(Path(page).is_file() for page in pages.values())
 
 
 def test_second_day_keeps_the_champion_when_the_gain_is_noise(pipeline):
@@ -153,3 +177,51 @@ def test_versions_carry_lineage_tags(pipeline):
         assert tags["2"][key]
     assert tags["1"]["fingerprint"] != tags["2"]["fingerprint"]
     assert (tags["1"]["decision"], tags["2"]["decision"]) == ("publish", "reject")
+
+
+def test_corrupted_day_fails_at_validation_once_and_keeps_the_champion(pipeline):
+    final = pipeline["status_corrupted"]
+    assert final["champion"] == pipeline["status"]["champion"]
+    day3 = {r["run_date"]: r for r in final["runs"]}[DAY3.isoformat()]
+    assert (day3["state"], day3["failed_stage"]) == ("failed", "validate")
+    assert day3["reason"].startswith("validation of ")
+    assert "drift of feature p" in day3["reason"] and "allowed at most 0.25" in day3["reason"]
+    assert Path(day3["data_docs"]["drift"]).is_file()
+    assert "digits_drift" in Path(day3["data_docs"]["drift"]).read_text()
+    assert day3["rows_quarantined"] == 0  # every value in range: only drift tells
+    # Not retried: the raw suite (which passed) was validated once for the day; the drift suite
+    # twice (the cheap pass, then the detailed one that explains the failure).
+    results = pipeline["home"] / "gx" / "digits" / "gx" / "uncommitted" / "validations"
+    assert len(list((results / "digits_raw").glob(f"{DAY3}/*/*.json"))) == 1
+    assert len(list((results / "digits_drift").glob(f"{DAY3}/*/*.json"))) == 2
+    paths = DatasetPaths.for_spec(load_spec("digits"))
+    assert not Path(paths.features(DAY3)).exists()
+    assert not (Path(paths.raw(DAY3)) / "_VALIDATED").exists()
+
+
+def test_suggest_suite_command_writes_suites_that_pass_their_day(pipeline, tmp_path):
+    out = retrain(
+        pipeline["home"],
+        "suggest-suite",
+        "digits",
+        "--date",
+        DAY1.isoformat(),
+        "--output",
+        str(tmp_path),
+    ).stdout
+    raw = json.loads((tmp_path / "raw.json").read_text())
+    assert f"wrote {tmp_path / 'raw.json'} ({len(raw['expectations'])} expectations)" in out
+    assert raw["meta"]["rows"] == len(pipeline["before"][f"raw/{DAY1}"])  # the usable rows
+    assert {e["kwargs"].get("column") for e in raw["expectations"]} >= {"id", "label", "p0", "p63"}
+    assert (tmp_path / "features.json").exists()
+    again = retrain(
+        pipeline["home"],
+        "suggest-suite",
+        "digits",
+        "--date",
+        DAY1.isoformat(),
+        "--output",
+        str(tmp_path),
+        expect=2,
+    )
+    assert "already exist; pass --force" in again.stderr

@@ -47,6 +47,12 @@ RECORD = {
         "success": True,
         "failed_warning": [],
         "data_docs": "/nowhere/index.html",
+        "drift": {
+            "reference_days": ["2026-03-01"],
+            "rows_vs_window": 1.0022,
+            "psi": {"label": 0.0123, "p12": 0.0456, "p13": 0.0311, "p14": 0.001},
+            "data_docs": "/nowhere/drift.html",
+        },
     },
     "evaluate": {
         "metric": "weighted_f1",
@@ -139,6 +145,8 @@ def test_report_shows_numbers_and_pictures(tmp_path: Path, chromium: str):
         "-0.0050",
         "0.9578",
         "1273",
+        "rows vs the window's daily median 1.0022",
+        "largest PSI p12 0.046, p13 0.031, label 0.012",
     ):
         assert number in text, number
     widths = re.search(r'data-images="([^"]*)"', dom).group(1).split(",")

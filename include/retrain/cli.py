@@ -13,6 +13,7 @@ from typing import Any
 
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root
 from retrain.spec import Spec, SpecError, load_spec
+from retrain.validation import SUITES
 
 DEMO_DAYS = 2  # `make run` processes the two most recent dates
 
@@ -132,10 +133,21 @@ def _run_summary(record: dict[str, Any]) -> dict[str, Any]:
         "rows_quarantined": (record.get("ingest") or {}).get("rows_quarantined"),
         "f1": (evaluation.get("candidate") or {}).get("weighted_f1"),
         "version": (record.get("publish") or {}).get("version"),
-        "data_docs": (record.get("validate") or {}).get("data_docs"),
+        "data_docs": _data_docs(record),
         "report": evaluation.get("report"),
         "run_dir": str(home() / "runs" / record.get("dataset", "") / record.get("run_date", "")),
     }
+
+
+def _data_docs(record: dict[str, Any]) -> dict[str, str]:
+    """The run's Data Docs pages: raw suite, drift checks, features suite."""
+    validate = record.get("validate") or {}
+    pages = {
+        "raw": validate.get("data_docs"),
+        "drift": (validate.get("drift") or {}).get("data_docs"),
+        "features": ((record.get("preprocess") or {}).get("validation") or {}).get("data_docs"),
+    }
+    return {suite: page for suite, page in pages.items() if page}
 
 
 def status(dataset: str) -> dict[str, Any]:
@@ -186,11 +198,56 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"      run folder: {run['run_dir']}")
         if run["report"]:
             print(f"      decision report: {run['report']}")
-        if run["data_docs"]:
-            print(f"      Data Docs: {run['data_docs']}")
+        for suite, page in run["data_docs"].items():
+            print(f"      Data Docs ({suite}): {page}")
     print(
         "Open the UIs: `make airflow` (Airflow, http://127.0.0.1:8080) and `make mlflow` "
         "(MLflow registry, http://127.0.0.1:5000)."
+    )
+    return 0
+
+
+def write_suggested_suites(
+    dataset: str, run_date: date, folder: Path | None, force: bool
+) -> list[Path]:
+    """Profile one landing partition and write starting raw and features suites."""
+    from retrain.job import RetrainError, spark_session
+    from retrain.profile import suggest_suites
+
+    spec = load_spec(dataset)
+    folder = folder or _suite_folder(spec)
+    existing = [str(folder / f"{s}.json") for s in SUITES if (folder / f"{s}.json").exists()]
+    if existing and not force:
+        raise SpecError(f"{', '.join(existing)} already exist; pass --force to replace them")
+    spark = spark_session(f"retrain-{dataset}-suggest-suite")
+    try:
+        suites = suggest_suites(spark, spec, run_date)
+    except RetrainError as err:
+        raise SpecError(str(err)) from None
+    finally:
+        spark.stop()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, suite in suites.items():
+        (folder / f"{name}.json").write_text(json.dumps(suite, indent=2) + "\n")
+    return [folder / f"{name}.json" for name in suites]
+
+
+def _suite_folder(spec: Spec) -> Path:
+    """Where a dataset's suites belong: the project's, or beside a spec from elsewhere."""
+    spec_folder = Path(spec.file).parent
+    if spec_folder == REPO_ROOT / "include" / "datasets":
+        return REPO_ROOT / "expectations" / spec.name
+    return spec_folder / "expectations" / spec.name
+
+
+def cmd_suggest_suite(args: argparse.Namespace) -> int:
+    written = write_suggested_suites(args.dataset, args.date, args.output, args.force)
+    for path in written:
+        suite = json.loads(path.read_text())
+        print(f"wrote {path} ({len(suite['expectations'])} expectations)")
+    print(
+        "These are a starting point profiled from one day: review every expectation and its "
+        "severity (critical fails or quarantines, warning only reports), then commit them."
     )
     return 0
 
@@ -268,6 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     stat.add_argument("dataset")
     stat.add_argument("--json", action="store_true")
     stat.set_defaults(func=cmd_status)
+    suggest = commands.add_parser(
+        "suggest-suite", help="profile a landing partition into starting raw and features suites"
+    )
+    suggest.add_argument("dataset")
+    suggest.add_argument("--date", type=_date, required=True, help="the landing partition to read")
+    suggest.add_argument("--output", type=Path, help="folder to write raw.json and features.json")
+    suggest.add_argument("--force", action="store_true", help="replace existing suites")
+    suggest.set_defaults(func=cmd_suggest_suite)
     flow = commands.add_parser("airflow", help="run an airflow command on the retrain home")
     flow.add_argument("args", nargs=argparse.REMAINDER)
     flow.set_defaults(func=cmd_airflow)

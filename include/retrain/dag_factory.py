@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import zipfile
 from datetime import date, datetime, timedelta
@@ -17,8 +18,10 @@ from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from retrain.paths import REPO_ROOT, home
+from retrain.runs import NO_RETRY_EXITS
 from retrain.spec import Spec
 
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "publish")
@@ -55,11 +58,21 @@ def code_zip() -> str:
 
 
 class RetrainSparkSubmitOperator(SparkSubmitOperator):
-    """SparkSubmitOperator that ships the current shared package to the cluster."""
+    """SparkSubmitOperator that ships the current shared package and knows which failures to
+    retry: a rejected day or a broken spec fails the same way every time, so it fails at once."""
 
     def execute(self, context: Any) -> None:
         self.py_files = code_zip()
-        super().execute(context)
+        try:
+            super().execute(context)
+        except AirflowException as err:
+            exit_code = re.search(r"Error code is: (\d+)", str(err))
+            if exit_code and int(exit_code.group(1)) in NO_RETRY_EXITS:
+                raise AirflowFailException(
+                    f"{self.task_id} rejected the run (exit {exit_code.group(1)}); retrying "
+                    "cannot help: see the error above and the run record"
+                ) from None
+            raise
 
 
 def _job_env() -> dict[str, str]:

@@ -11,15 +11,17 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
-from retrain.paths import SUCCESS_MARKER, DatasetPaths
-from retrain.runs import update_run
+from retrain.paths import SUCCESS_MARKER, VALIDATED_MARKER, DatasetPaths
+from retrain.runs import EXIT_BAD_SPEC, EXIT_DATA_REJECTED, EXIT_FAILED, update_run
 from retrain.spec import Spec, SpecError, load_spec
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,10 @@ FINAL_STAGE = "publish"
 
 class RetrainError(RuntimeError):
     """An expected failure of a stage, explained for a person (no stack trace needed)."""
+
+
+class DataRejected(RetrainError):
+    """The day's data cannot be used as it is: a retry would only fail the same way."""
 
 
 @dataclass(frozen=True)
@@ -79,17 +85,86 @@ def spark_session(app_name: str) -> SparkSession:
     )
 
 
+def _fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """(Hadoop FileSystem, Path) for a path: local, HDFS and s3a alike."""
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
 def exists(spark: SparkSession, path: str) -> bool:
-    """Whether a path exists, through Hadoop's file system (local, HDFS, s3a alike)."""
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hadoop_path = _fs(spark, path)
     return bool(fs.exists(hadoop_path))
 
 
 def is_complete(spark: SparkSession, partition: str) -> bool:
     """Readers trust only partitions whose writer finished (Spark's success marker)."""
     return exists(spark, f"{partition}/{SUCCESS_MARKER}")
+
+
+def is_validated(spark: SparkSession, partition: str) -> bool:
+    """A raw partition that passed its critical expectations (the only kind training reads)."""
+    return exists(spark, f"{partition}/{VALIDATED_MARKER}")
+
+
+def set_validated(spark: SparkSession, partition: str, validated: bool) -> None:
+    fs, marker = _fs(spark, f"{partition}/{VALIDATED_MARKER}")
+    if validated:
+        fs.create(marker, True).close()
+    else:
+        fs.delete(marker, False)
+
+
+def data_files(spark: SparkSession, partition: str) -> list[str]:
+    """The data files of a partition, skipping Spark's `_` and `.` bookkeeping files."""
+    fs, folder = _fs(spark, partition)
+    names = [status.getPath().toString() for status in fs.listStatus(folder) if status.isFile()]
+    return sorted(n for n in names if not n.rsplit("/", 1)[-1].startswith(("_", ".")))
+
+
+def first_line(spark: SparkSession, file: str) -> str:
+    """The first line of a text file, read on the driver (a CSV header)."""
+    jvm = spark.sparkContext._jvm
+    fs, path = _fs(spark, file)
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(path), "UTF-8"))
+    try:
+        return reader.readLine() or ""
+    finally:
+        reader.close()
+
+
+def write_partition(frame: DataFrame, partition: str, files: int | None = None) -> None:
+    """Replace a partition as a whole: write beside it, then swap by renames.
+
+    A crash mid-write leaves the old partition in place and only a hidden staging folder;
+    readers never see a half-written partition (they also require the success marker).
+    """
+    spark = frame.sparkSession
+    parent, name = partition.rstrip("/").rsplit("/", 1)
+    token = uuid.uuid4().hex[:8]
+    staging, trash = f"{parent}/.{name}.staging-{token}", f"{parent}/.{name}.old-{token}"
+    (frame.coalesce(files) if files else frame).write.parquet(staging)
+    fs, target = _fs(spark, partition)
+    jvm_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+    had_old = fs.exists(target)
+    if had_old and not fs.rename(target, jvm_path(trash)):
+        raise RetrainError(f"could not move the old {partition} aside")
+    if not fs.rename(jvm_path(staging), target):
+        raise RetrainError(f"could not move the new {partition} into place")
+    if had_old:
+        fs.delete(jvm_path(trash), True)
+
+
+@contextmanager
+def counting_spark_jobs(spark: SparkSession, group: str) -> Iterator[list[int]]:
+    """Tag the Spark jobs run inside the block; the yielded list gets their count at the end."""
+    context = spark.sparkContext
+    context.setJobGroup(group, group)
+    count: list[int] = []
+    try:
+        yield count
+    finally:
+        count.append(len(context.statusTracker().getJobIdsForGroup(group)))
+        context.setLocalProperty("spark.jobGroup.id", None)
 
 
 def main(
@@ -103,7 +178,7 @@ def main(
         ctx = make_context(args)
     except SpecError as err:
         log.error("%s: %s", stage, err)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_SPEC)
     where = f"{stage} of {ctx.spec.name} for {ctx.run_date}"
     spark = spark_session(f"retrain-{ctx.spec.name}-{stage}")
     started = time.monotonic()
@@ -119,7 +194,9 @@ def main(
             error=str(err),
             run_id=ctx.run_id,
         )
-        sys.exit(1)
+        if isinstance(err, SpecError):
+            sys.exit(EXIT_BAD_SPEC)
+        sys.exit(EXIT_DATA_REJECTED if isinstance(err, DataRejected) else EXIT_FAILED)
     except Exception as err:
         log.exception("%s failed unexpectedly", where)
         update_run(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 # The project checkout (specs, suites, jobs). Jobs get it from the environment: on Spark their
 # copy of this package runs from the shipped zip, which is not inside the checkout.
 REPO_ROOT = Path(os.environ.get("RETRAIN_PROJECT_DIR") or Path(__file__).resolve().parents[2])
 SUCCESS_MARKER = "_SUCCESS"
+VALIDATED_MARKER = "_VALIDATED"  # written by validate into a raw partition that passed
 
 
 def home() -> Path:
@@ -23,6 +24,11 @@ def home() -> Path:
 
 def lake_root() -> str:
     return os.environ.get("RETRAIN_LAKE") or str(home() / "lake")
+
+
+def window_dates(run_date: date, window_days: int) -> list[date]:
+    """The dates of a run's training window, oldest first, ending at the run date."""
+    return [run_date - timedelta(days=n) for n in range(window_days - 1, -1, -1)]
 
 
 def _join(root: str, relative: str) -> str:

@@ -132,6 +132,22 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _drift_html(drift: dict[str, Any]) -> str:
+    """One line on volume and drift against the window, the largest PSI first."""
+    if not drift.get("reference_days"):
+        return f"<p>Drift: {html.escape(drift.get('skipped') or 'not checked')}.</p>"
+    top = sorted((drift.get("psi") or {}).items(), key=lambda item: -item[1])[:3]
+    psi = ", ".join(f"{html.escape(column)} {value:.3f}" for column, value in top)
+    docs = drift.get("data_docs")
+    return (
+        f"<p>Drift against {len(drift['reference_days'])} earlier day(s): rows vs the window's "
+        f"daily median {drift.get('rows_vs_window')}; largest PSI "
+        f"{psi or html.escape(drift.get('psi_skipped', '-'))}."
+        + (f' <a href="file://{html.escape(docs)}">Drift Data Docs</a>' if docs else "")
+        + "</p>"
+    )
+
+
 def render(
     record: dict[str, Any],
     details: dict[str, Any],
@@ -179,6 +195,7 @@ def render(
         f"{html.escape(', '.join(validate.get('failed_warning') or []) or 'none')}."
         + (f' <a href="file://{html.escape(docs)}">Data Docs</a>' if docs else "")
         + "</p>"
+        + _drift_html(validate.get("drift") or {})
     )
     history_png = _history_png(history, candidate[metric], record["run_date"])
     decision = evaluation["decision"]

@@ -15,6 +15,9 @@ from typing import Any
 from retrain.paths import home
 
 RECORD_NAME = "record.json"
+# How a stage's process ends; the DAG does not retry the deterministic failures.
+EXIT_FAILED, EXIT_BAD_SPEC, EXIT_DATA_REJECTED = 1, 2, 3
+NO_RETRY_EXITS = (EXIT_BAD_SPEC, EXIT_DATA_REJECTED)
 
 
 def record_path(dataset: str, run_date: date) -> Path:

@@ -93,6 +93,19 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """How far a day may move from the training window (see the README, "Validation")."""
+
+    bins: int = 10  # quantile bins of the window per feature for the PSI
+    psi_warning: float = 0.1
+    psi_critical: float = 0.25
+    min_rows: int = 100  # fewer rows on either side: PSI is noise, so it is skipped
+    # The day's rows over the window's daily median rows: [low, high].
+    volume_warning: tuple[float, ...] = (0.8, 1.25)
+    volume_critical: tuple[float, ...] = (0.5, 2.0)
+
+
+@dataclass(frozen=True)
 class Spec:
     """A dataset: its source, schema, features, model and gate."""
 
@@ -111,6 +124,7 @@ class Spec:
     split: Split = field(default_factory=Split)
     model: Model = field(default_factory=Model)
     gate: Gate = field(default_factory=Gate)
+    drift: Drift = field(default_factory=Drift)
     file: str = field(default="", compare=False)
 
     @property
@@ -223,6 +237,23 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
             f"fractions must be positive and add up to 1 (they add up to {split_sum})",
         ),
         (spec.window_days < 1, "window_days", "must be at least 1"),
+        *[
+            (
+                len(band) != 2 or not 0 <= band[0] < band[1],
+                f"drift.{key}",
+                "must be [low, high] with 0 <= low < high",
+            )
+            for key, band in (
+                ("volume_warning", spec.drift.volume_warning),
+                ("volume_critical", spec.drift.volume_critical),
+            )
+        ],
+        (
+            not 0 < spec.drift.psi_warning <= spec.drift.psi_critical,
+            "drift.psi_warning",
+            "must be above 0 and at most drift.psi_critical",
+        ),
+        (spec.drift.bins < 2, "drift.bins", "must be at least 2"),
         (not 0 <= spec.max_bad_fraction <= 1, "max_bad_fraction", "must be between 0 and 1"),
         (spec.model.solver not in SOLVERS, "model.solver", f"must be one of {', '.join(SOLVERS)}"),
         (spec.model.max_iter < 1, "model.max_iter", "must be at least 1"),

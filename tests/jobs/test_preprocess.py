@@ -1,35 +1,39 @@
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
 from pyspark.sql import functions as F
 
 from jobs import preprocess
-from retrain.job import RetrainError
+from retrain.features import build_features
+from retrain.job import RetrainError, set_validated
+from retrain.paths import window_dates
 from tests.helpers import context, toy_spec
 
 COLUMNS = "id long, label string, x double, y double"
 
 
-def write_raw(spark, ctx, day: str, rows: list[tuple]) -> None:
-    spark.createDataFrame(rows, COLUMNS).write.mode("overwrite").parquet(
-        ctx.paths.raw(date.fromisoformat(day))
-    )
+def write_raw(spark, ctx, day: str, rows: list[tuple], validated: bool = True) -> None:
+    partition = ctx.paths.raw(date.fromisoformat(day))
+    spark.createDataFrame(rows, COLUMNS).write.mode("overwrite").parquet(partition)
+    set_validated(spark, partition, validated)
 
 
 def test_window_dates_end_at_the_run_date():
-    assert preprocess.window_dates(date(2026, 3, 2), 3) == [
+    assert window_dates(date(2026, 3, 2), 3) == [
         date(2026, 2, 28),
         date(2026, 3, 1),
         date(2026, 3, 2),
     ]
 
 
-def test_window_dedupes_latest_day_and_ignores_later_days(spark, home):
-    spec = toy_spec(window_days=2)
+def test_window_dedupes_latest_day_and_ignores_later_and_unvalidated_days(spark, home):
+    spec = toy_spec(window_days=3)
     ctx = context(spec, "2026-01-02")
-    write_raw(spark, ctx, "2025-12-31", [(9, "a", 9.0, 9.0)])  # outside the window
+    write_raw(spark, ctx, "2025-12-31", [(8, "a", 8.0, 8.0)], validated=False)  # failed its suite
+    write_raw(spark, ctx, "2025-12-30", [(9, "a", 9.0, 9.0)])  # outside the window
     write_raw(spark, ctx, "2026-01-01", [(1, "a", 1.0, None), (2, "b", 2.0, 2.0)])
     write_raw(spark, ctx, "2026-01-02", [(1, "b", 10.0, 10.0), (3, "a", None, 3.0)])
     write_raw(spark, ctx, "2026-01-03", [(4, "a", 4.0, 4.0)])  # after the run date
@@ -48,8 +52,8 @@ def test_split_is_stable_and_close_to_the_fractions(spark):
     ids = spark.range(20_000).select(
         F.col("id"), F.lit("a").alias("label"), F.lit(1.0).alias("x"), F.lit(1.0).alias("y")
     )
-    day1 = preprocess.build_features(spark, ids.withColumn("ds", F.lit("2026-01-01")), spec)
-    day2 = preprocess.build_features(
+    day1 = build_features(spark, ids.withColumn("ds", F.lit("2026-01-01")), spec)
+    day2 = build_features(
         spark, ids.filter("id % 2 = 0").withColumn("ds", F.lit("2026-01-02")), spec
     )
     shares = {r.split: r["count"] / 20_000 for r in day1.groupBy("split").count().collect()}
@@ -72,6 +76,28 @@ def test_content_hash_changes_with_the_data(spark):
     assert same["rows_by_split"] == {"train": 1, "validation": 0, "test": 0}
 
 
-def test_missing_raw_partition_is_an_error(spark, home):
-    with pytest.raises(RetrainError, match="raw partition .* is missing"):
+def test_unvalidated_raw_partition_is_an_error(spark, home):
+    with pytest.raises(RetrainError, match="raw partition .* has not passed validation"):
         preprocess.run(spark, context(toy_spec(), "2026-02-01"))
+
+
+def test_features_failing_their_suite_are_not_written(spark, home):
+    ctx = context(toy_spec(), "2026-01-02")
+    write_raw(spark, ctx, "2026-01-02", [(1, "a", 1.0, 1.0), (2, "b", 2.0, 2.0)])
+    preprocess.run(spark, ctx)  # the toy suite passes
+    suite = home.parent / "specs" / "expectations" / "toy" / "features.json"
+    suite.write_text(
+        json.dumps(
+            {
+                "name": "toy_features",
+                "expectations": [
+                    {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 50}}
+                ],
+            }
+        )
+    )
+    write_raw(spark, ctx, "2026-01-02", [(3, "a", 1.0, 1.0)])
+    with pytest.raises(RetrainError, match=r"failed their suite: .*row_count.*observed 1"):
+        preprocess.run(spark, ctx)
+    kept = spark.read.parquet(ctx.paths.features(ctx.run_date)).collect()
+    assert sorted(r.id for r in kept) == [1, 2]  # the previous features, untouched

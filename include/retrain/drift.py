@@ -1,0 +1,140 @@
+"""Drift and volume: how far a day moved from the days the model is trained on.
+
+One Spark pass computes the day's row count against the window's daily median and the
+population stability index (PSI) of the label and of every feature, binned on the window's
+quantiles (nulls are a bin of their own, so a column going missing is drift too). The numbers
+are then checked by a suite generated from the spec's thresholds, so they land in the Data Docs
+beside the raw suite and follow the same critical/warning rules.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from retrain.spec import Spec, quote
+from retrain.validation import CRITICAL, WARNING
+
+MISSING_BIN = "missing"
+QUANTILE_ERROR = 0.001
+
+
+def bin_edges(reference: DataFrame, features: list[str], bins: int) -> dict[str, list[float]]:
+    """Inner bin edges per feature from the reference's quantiles (ties collapse bins)."""
+    probabilities = [i / bins for i in range(1, bins)]
+    quantiles = reference.approxQuantile(
+        [quote(f) for f in features], probabilities, QUANTILE_ERROR
+    )
+    return {f: sorted(set(q)) for f, q in zip(features, quantiles, strict=True)}
+
+
+def _bin(feature: str, edges: list[float]) -> F.Column:
+    column = F.col(quote(feature)).cast("double")
+    expression = F.when(column.isNull() | F.isnan(column), F.lit(MISSING_BIN))
+    for index, edge in enumerate(edges):
+        expression = expression.when(column < edge, F.lit(str(index)))
+    return expression.otherwise(F.lit(str(len(edges))))
+
+
+def bin_counts(
+    current: DataFrame, reference: DataFrame, spec: Spec, edges: dict[str, list[float]]
+) -> dict[tuple[str, str], dict[str, int]]:
+    """{(side, column): {bin: rows}} for the label and every feature, in one aggregation."""
+    label = spec.label_column
+    binned = [
+        F.coalesce(F.col(quote(label)).cast("string"), F.lit(MISSING_BIN)).alias(label),
+        *[_bin(f, edges[f]).alias(f) for f in spec.feature_columns if f != label],
+    ]
+    columns = [label, *[f for f in spec.feature_columns if f != label]]
+    both = current.select(F.lit("current").alias("_side"), *binned).unionByName(
+        reference.select(F.lit("reference").alias("_side"), *binned)
+    )
+    rows = (
+        both.unpivot("_side", [quote(c) for c in columns], "column", "bin")
+        .groupBy("_side", "column", "bin")
+        .count()
+        .collect()
+    )
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for row in rows:
+        counts.setdefault((row["_side"], row["column"]), {})[row["bin"]] = row["count"]
+    return counts
+
+
+def psi(current: dict[str, int], reference: dict[str, int]) -> float:
+    """Population stability index, with half a row added per bin so empty bins stay finite."""
+    bins = set(current) | set(reference)
+    n_current, n_reference = sum(current.values()), sum(reference.values())
+    total = 0.0
+    for b in bins:
+        p = (current.get(b, 0) + 0.5) / (n_current + 0.5 * len(bins))
+        q = (reference.get(b, 0) + 0.5) / (n_reference + 0.5 * len(bins))
+        total += (p - q) * math.log(p / q)
+    return total
+
+
+def drift_stats(
+    current: DataFrame, reference: DataFrame, spec: Spec, reference_rows: list[int]
+) -> dict[str, Any]:
+    """Volume against the window and PSI per column; PSI is skipped on too few rows."""
+    rows = current.count()
+    median = statistics.median(reference_rows)
+    stats: dict[str, Any] = {
+        "rows": rows,
+        "reference_median_rows": median,
+        "rows_vs_window": round(rows / median, 4) if median else None,
+        "psi": {},
+    }
+    if min(rows, sum(reference_rows)) < spec.drift.min_rows:
+        stats["psi_skipped"] = f"fewer than drift.min_rows={spec.drift.min_rows} rows on a side"
+        return stats
+    features = [f for f in spec.feature_columns if f != spec.label_column]
+    edges = bin_edges(reference, features, spec.drift.bins)
+    counts = bin_counts(current, reference, spec, edges)
+    for column in [spec.label_column, *features]:
+        value = psi(counts.get(("current", column), {}), counts.get(("reference", column), {}))
+        stats["psi"][column] = round(value, 4)
+    return stats
+
+
+def drift_suite(spec: Spec, stats: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """(a GX suite over a one-row frame of the numbers, that frame's row) from the thresholds."""
+    drift = spec.drift
+    row: dict[str, float] = {}
+    expectations = []
+
+    def check(column: str, what: str, bands: dict[str, tuple[float | None, float]]) -> None:
+        for severity, (low, high) in bands.items():
+            kwargs: dict[str, Any] = {"column": column, "max_value": high}
+            if low is not None:
+                kwargs["min_value"] = low
+            expectations.append(
+                {
+                    "type": "expect_column_max_to_be_between",
+                    "kwargs": kwargs,
+                    "meta": {"severity": severity, "check": what},
+                }
+            )
+
+    if stats["rows_vs_window"] is not None:
+        row["rows_vs_window"] = stats["rows_vs_window"]
+        check(
+            "rows_vs_window",
+            f"rows of the day ({stats['rows']}) vs the window's daily median "
+            f"({stats['reference_median_rows']})",
+            {CRITICAL: drift.volume_critical, WARNING: drift.volume_warning},
+        )
+    for column, value in stats["psi"].items():
+        name = f"psi_{column}"
+        row[name] = value
+        role = "label" if column == spec.label_column else "feature"
+        check(
+            name,
+            f"drift of {role} {column} (PSI)",
+            {CRITICAL: (None, drift.psi_critical), WARNING: (None, drift.psi_warning)},
+        )
+    return {"name": f"{spec.name}_drift", "expectations": expectations}, row

@@ -1,0 +1,199 @@
+"""Reading a landing partition: check its shape, cast its values, find the unusable rows.
+
+The files must have the spec's columns (CSV header, JSON keys, Parquet schema); a mismatch is one
+message naming the file and the column. Values are read as text and cast to the spec's types, so
+a value that does not parse is named, not silently nulled. `check_rows` gives every row a problem
+(malformed, unparseable, missing id or label, or breaking a critical row rule of the raw suite)
+or none.
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from retrain.job import DataRejected, first_line
+from retrain.rules import RowRule, first_broken, mark_duplicates, suite_rules
+from retrain.spec import Spec, quote
+
+CORRUPT_COLUMN = "_corrupt_record"
+SOURCE_FILE = "_source_file"
+PROBLEM = "_problem"
+# Parquet types a spec type accepts: the same, or narrower numbers that widen without loss.
+WIDENS_TO = {"long": {"int"}, "double": {"int", "long", "float"}, "float": {"int"}}
+SPARK_TYPE_NAMES = {"int": "int", "long": "bigint", "double": "double", "float": "float"}
+
+
+def _text_schema(spec: Spec) -> StructType:
+    """Every spec column as text, plus the column Spark fills with lines it cannot split."""
+    fields = [StructField(name, StringType()) for name in spec.schema]
+    return StructType([*fields, StructField(CORRUPT_COLUMN, StringType())])
+
+
+def _mismatch(file: str, expected: list[str], found: list[str]) -> str | None:
+    """Words for how a file's columns differ from the spec's, or None if they match."""
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    short = file.rsplit("/", 1)[-1]
+    if len(missing) == 1 and len(extra) == 1:
+        renamed = f"column '{missing[0]}' is missing and '{extra[0]}' is not in the spec"
+        return f"{short}: {renamed} (renamed?)"
+    if missing:
+        return f"{short}: column(s) {', '.join(map(repr, missing))} missing"
+    if extra:
+        return f"{short}: column(s) {', '.join(map(repr, extra))} not in the spec"
+    if found != expected:
+        return f"{short}: columns are in a different order than the spec ({', '.join(found)})"
+    return None
+
+
+def check_csv_headers(spark: SparkSession, spec: Spec, files: list[str]) -> None:
+    if spec.source.options.get("header", "false").lower() != "true":
+        return  # no header to check: the column count is checked row by row
+    sep = spec.source.options.get("sep") or spec.source.options.get("delimiter") or ","
+    for file in files:
+        header = next(csv.reader([first_line(spark, file)], delimiter=sep), [])
+        problem = _mismatch(file, list(spec.schema), [h.strip() for h in header])
+        if problem:
+            raise DataRejected(f"schema mismatch in {problem}")
+
+
+def check_json_keys(text: DataFrame, spec: Spec) -> None:
+    """Keys that are in no row of a file, or in some row but not the spec, are a mismatch."""
+    keys = (
+        text.select(SOURCE_FILE, F.explode(F.json_object_keys("value")).alias("key"))
+        .groupBy(SOURCE_FILE)
+        .agg(F.collect_set("key").alias("keys"))
+        .collect()
+    )
+    for row in sorted(keys, key=lambda r: r[SOURCE_FILE]):
+        found = [k for k in spec.schema if k in row["keys"]] + sorted(
+            set(row["keys"]) - set(spec.schema)
+        )
+        problem = _mismatch(row[SOURCE_FILE], list(spec.schema), found)
+        if problem:
+            raise DataRejected(f"schema mismatch in {problem}")
+
+
+def check_parquet_schema(spark: SparkSession, spec: Spec, files: list[str]) -> None:
+    for file in files:
+        try:
+            fields = {f.name: f.dataType.simpleString() for f in spark.read.parquet(file).schema}
+        except Exception as err:  # Spark raises several kinds for a damaged footer
+            raise DataRejected(f"cannot read {file}: {first_error_line(err)}") from None
+        problem = _mismatch(file, list(spec.schema), list(fields))
+        if problem and "different order" not in problem:  # Parquet columns are read by name
+            raise DataRejected(f"schema mismatch in {problem}")
+        for name, kind in spec.schema.items():
+            found, wanted = fields[name], SPARK_TYPE_NAMES.get(kind, kind)
+            if found != wanted and found not in WIDENS_TO.get(kind, set()):
+                raise DataRejected(
+                    f"schema mismatch in {file.rsplit('/', 1)[-1]}: column '{name}' is {found}, "
+                    f"the spec says {kind}"
+                )
+
+
+def first_error_line(err: Exception) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def read_landing(spark: SparkSession, spec: Spec, path: str, files: list[str]) -> DataFrame:
+    """The partition with every spec column as text, the corrupt-line column and the file."""
+    fmt, options = spec.source.format, spec.source.options
+    if fmt == "parquet":
+        check_parquet_schema(spark, spec, files)
+        frame = spark.read.options(**options).parquet(path)
+        return frame.select(
+            *[F.col(quote(c)).cast("string").alias(c) for c in spec.schema],
+            F.lit(None).cast("string").alias(CORRUPT_COLUMN),
+            F.col("_metadata.file_path").alias(SOURCE_FILE),
+        )
+    if fmt == "csv":
+        check_csv_headers(spark, spec, files)
+        frame = (
+            spark.read.schema(_text_schema(spec))
+            .options(**options)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+            .csv(path)
+        )
+        return frame.select("*", F.col("_metadata.file_path").alias(SOURCE_FILE))
+    text = (
+        spark.read.text(path)
+        .where(F.trim("value") != "")
+        .select("value", F.col("_metadata.file_path").alias(SOURCE_FILE))
+    )
+    check_json_keys(text, spec)
+    parse = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}
+    return text.select(
+        F.from_json("value", _text_schema(spec), parse).alias("row"), SOURCE_FILE
+    ).select("row.*", SOURCE_FILE)
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[0] in "aeiou" else "a"
+
+
+def check_rows(text: DataFrame, spec: Spec, suite: dict[str, Any]) -> DataFrame:
+    """Typed spec columns plus `_problem` (reason, column, value; null for a usable row)."""
+    shown: dict[str, Column] = {c: F.col(f"`_text_{i}`") for i, c in enumerate(spec.schema)}
+    typed = text.select(
+        *[F.col(quote(c)).try_cast(kind).alias(c) for c, kind in spec.schema.items()],
+        *[F.col(quote(c)).alias(f"_text_{i}") for i, c in enumerate(spec.schema)],
+        CORRUPT_COLUMN,
+        SOURCE_FILE,
+    )
+    row_rules, unique = suite_rules(suite)
+    rules = [
+        RowRule(None, F.col(CORRUPT_COLUMN).isNotNull(), "malformed record: fields do not match"),
+        *[
+            RowRule(
+                c, shown[c].isNotNull() & F.col(quote(c)).isNull(), f"{c} is not {_article(k)} {k}"
+            )
+            for c, k in spec.schema.items()
+        ],
+        RowRule(
+            spec.id_column, F.col(quote(spec.id_column)).isNull(), f"{spec.id_column} is missing"
+        ),
+        RowRule(
+            spec.label_column,
+            F.col(quote(spec.label_column)).isNull(),
+            f"{spec.label_column} is missing",
+        ),
+        *row_rules,
+    ]
+    checked = typed.withColumn(PROBLEM, first_broken(rules, shown))
+    return mark_duplicates(checked, spec, unique, PROBLEM)
+
+
+def quarantine_rows(checked: DataFrame, spec: Spec) -> DataFrame:
+    """Bad rows as they were read, with the reason, the column and the value at fault."""
+    as_read = F.to_json(
+        F.struct(*[F.col(f"`_text_{i}`").alias(c) for i, c in enumerate(spec.schema)])
+    )
+    return checked.where(F.col(PROBLEM).isNotNull()).select(
+        F.coalesce(F.col(CORRUPT_COLUMN), as_read).alias("raw_record"),
+        F.col(f"{PROBLEM}.reason").alias("reason"),
+        F.col(f"{PROBLEM}.column").alias("column"),
+        F.col(f"{PROBLEM}.value").alias("value"),
+        F.col(SOURCE_FILE).alias("source_file"),
+    )
+
+
+def explain(reasons: list[dict[str, Any]], limit: int = 3) -> str:
+    """The commonest reasons, each with an example: what a person needs to fix the feed."""
+    parts = []
+    for item in reasons[:limit]:
+        example = (
+            f" (e.g. {item['value']!r} in {item['file']})"
+            if item["value"] is not None
+            else (f" (e.g. in {item['file']})")
+        )
+        parts.append(f"{item['count']} x {item['reason']}{example}")
+    more = len(reasons) - limit
+    return "; ".join(parts) + (f"; and {more} more reasons" if more > 0 else "")

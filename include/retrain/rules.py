@@ -1,0 +1,135 @@
+"""Row rules: which rows of a day cannot be used, and why, in one Spark expression.
+
+The raw suite is the one place a dataset's rules live. Its critical row-level expectations
+(null, range, set, length, pattern, uniqueness; without `mostly`) are applied to every row at
+ingest, so a bad row goes to quarantine with a reason instead of failing or poisoning the day.
+GX then checks the kept rows against the whole suite, table-level expectations included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from retrain.spec import Spec, quote
+from retrain.validation import CRITICAL, severity_of
+
+MAX_VALUE_CHARS = 200  # a quarantined value is shown truncated; the raw record keeps it whole
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A row is bad when `broken` is true; `reason` says why in words (no values: it groups)."""
+
+    column: str | None
+    broken: Column
+    reason: str
+
+
+def _between(column: Column, low: Any, high: Any, strict_low: bool, strict_high: bool) -> Column:
+    too_low = F.lit(False) if low is None else (column <= low if strict_low else column < low)
+    too_high = F.lit(False) if high is None else (column >= high if strict_high else column > high)
+    return too_low | too_high
+
+
+def _bounds(low: Any, high: Any) -> str:
+    return f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+
+
+def suite_rules(suite: dict[str, Any]) -> tuple[list[RowRule], list[str]]:
+    """(row rules, columns that must be unique) from the suite's critical row expectations."""
+    rules: list[RowRule] = []
+    unique: list[str] = []
+    for item in suite["expectations"]:
+        kwargs = item.get("kwargs") or {}
+        name = kwargs.get("column")
+        if severity_of(item) != CRITICAL or name is None or kwargs.get("mostly", 1) < 1:
+            continue  # a warning, a table-level check, or a tolerated share: GX judges those
+        column, kind = F.col(quote(name)), item["type"]
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if kind == "expect_column_values_to_not_be_null":
+            rules.append(RowRule(name, column.isNull(), f"{name} is null"))
+        elif kind == "expect_column_values_to_be_between":
+            strict = (kwargs.get("strict_min", False), kwargs.get("strict_max", False))
+            broken = column.isNotNull() & (_between(column, low, high, *strict) | F.isnan(column))
+            rules.append(RowRule(name, broken, f"{name} is outside {_bounds(low, high)}"))
+        elif kind == "expect_column_values_to_be_in_set":
+            allowed = list(kwargs["value_set"])
+            broken = column.isNotNull() & ~column.isin(allowed)
+            rules.append(RowRule(name, broken, f"{name} is not one of the {len(allowed)} allowed"))
+        elif kind == "expect_column_value_lengths_to_be_between":
+            broken = column.isNotNull() & _between(F.length(column), low, high, False, False)
+            rules.append(RowRule(name, broken, f"{name} length is outside {_bounds(low, high)}"))
+        elif kind == "expect_column_values_to_match_regex":
+            broken = column.isNotNull() & ~column.cast("string").rlike(kwargs["regex"])
+            rules.append(RowRule(name, broken, f"{name} does not match {kwargs['regex']!r}"))
+        elif kind == "expect_column_values_to_be_unique":
+            unique.append(name)
+    return rules, unique
+
+
+def first_broken(rules: Iterable[RowRule], shown: dict[str, Column]) -> Column:
+    """A struct (reason, column, value) for the first rule a row breaks, null for a good row.
+
+    `shown` maps a column to how its value is shown in quarantine (the text as read).
+    """
+    return F.coalesce(
+        *[
+            F.when(
+                rule.broken,
+                F.struct(
+                    F.lit(rule.reason).alias("reason"),
+                    F.lit(rule.column).cast("string").alias("column"),
+                    F.left(shown[rule.column], F.lit(MAX_VALUE_CHARS)).alias("value")
+                    if rule.column
+                    else F.lit(None).cast("string").alias("value"),
+                ),
+            )
+            for rule in rules
+        ],
+        F.lit(None).cast("struct<reason:string,column:string,value:string>"),
+    )
+
+
+def mark_duplicates(frame: DataFrame, spec: Spec, unique: list[str], problem: str) -> DataFrame:
+    """Set `problem` on rows of the good ones that break a uniqueness rule.
+
+    Identical copies of a row keep one copy (the rest are quarantined as exact duplicates); rows
+    sharing a key with different values are all quarantined, as no one can say which is right.
+    """
+    columns = [F.col(quote(c)) for c in spec.schema]
+    good = F.col(problem).isNull()
+    for name in unique:
+        key = F.col(quote(name))
+        rows_with_key = F.count(F.lit(1)).over(Window.partitionBy(good, key))
+        same_rows = Window.partitionBy(good, *columns)
+        copies, copy = (
+            F.count(F.lit(1)).over(same_rows),
+            F.row_number().over(same_rows.orderBy(F.col("_source_file"))),
+        )
+        reason = (
+            F.when(~good | key.isNull(), None)
+            .when(
+                rows_with_key != copies, F.lit(f"{name} is shared by rows with different values")
+            )
+            .when(copy > 1, F.lit("exact duplicate of another row"))
+        )
+        frame = frame.withColumn(
+            problem,
+            F.coalesce(
+                F.col(problem),
+                F.when(
+                    reason.isNotNull(),
+                    F.struct(
+                        reason.alias("reason"),
+                        F.lit(name).alias("column"),
+                        F.left(key.cast("string"), F.lit(MAX_VALUE_CHARS)).alias("value"),
+                    ),
+                ),
+            ),
+        )
+    return frame

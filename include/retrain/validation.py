@@ -1,0 +1,167 @@
+"""Great Expectations suites: where they live, running one inside a Spark job, reading results.
+
+A dataset has two GX 1.x suites as JSON, `raw.json` (the ingested partition) and
+`features.json` (the preprocessed window). Each expectation may carry `meta.severity`:
+`critical` (the default) fails the run, `warning` is recorded and shown only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from retrain.paths import REPO_ROOT
+from retrain.spec import SpecError, spec_dirs
+
+# GX must not phone home from a pipeline.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+SUITES = ("raw", "features")
+CRITICAL, WARNING = "critical", "warning"
+
+
+def suite_dirs(dataset: str) -> list[Path]:
+    """`expectations/<dataset>/` in the project, then beside every extra spec folder."""
+    extra = [folder / "expectations" / dataset for folder in spec_dirs()[1:]]
+    return [REPO_ROOT / "expectations" / dataset, *extra]
+
+
+def suite_path(dataset: str, suite: str) -> Path:
+    candidates = [folder / f"{suite}.json" for folder in suite_dirs(dataset)]
+    return next((p for p in candidates if p.exists()), candidates[0])
+
+
+def load_suite(dataset: str, suite: str) -> dict[str, Any]:
+    path = suite_path(dataset, suite)
+    if not path.exists():
+        searched = ", ".join(str(folder) for folder in suite_dirs(dataset))
+        raise SpecError(
+            f"no '{suite}' expectation suite for {dataset}: {path.name} not in {searched}"
+        )
+    try:
+        suite_json = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SpecError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(suite_json, dict) or not isinstance(suite_json.get("expectations"), list):
+        raise SpecError(f"{path}: a GX suite needs a 'name' and a list of 'expectations'")
+    for index, item in enumerate(suite_json["expectations"]):
+        severity = severity_of(item)
+        if severity not in (CRITICAL, WARNING):
+            raise SpecError(
+                f"{path}: expectation {index} ({item.get('type')}) has severity {severity!r}; "
+                f"use '{CRITICAL}' or '{WARNING}'"
+            )
+    return suite_json
+
+
+def severity_of(expectation: dict[str, Any]) -> str:
+    return (expectation.get("meta") or {}).get("severity", CRITICAL)
+
+
+def run_suite(
+    frame: Any,
+    suite_json: dict[str, Any],
+    gx_root: Path,
+    run_name: str,
+    result_format: str = "BOOLEAN_ONLY",
+) -> tuple[dict[str, Any], str | None]:
+    """Validate a Spark or pandas frame against a suite in one checkpoint run.
+
+    Returns the result as JSON and the path of its Data Docs page. BOOLEAN_ONLY costs about one
+    Spark pass for the whole suite; SUMMARY adds a job per expectation, so callers ask for it
+    only to explain a failure.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", project_root_dir=str(gx_root))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs clean
+    suite = context.suites.add_or_update(ExpectationSuite(**suite_json))
+    is_spark = type(frame).__module__.startswith("pyspark")
+    source = (
+        context.data_sources.add_or_update_spark("spark")
+        if is_spark
+        else context.data_sources.add_or_update_pandas("pandas")
+    )
+    name = suite.name
+    asset = next((a for a in source.assets if a.name == name), None) or source.add_dataframe_asset(
+        name
+    )
+    batch = next(
+        iter(asset.batch_definitions), None
+    ) or asset.add_batch_definition_whole_dataframe("whole")
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=name,
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs")],
+            result_format=result_format,
+        )
+    )
+    outcome = checkpoint.run(
+        batch_parameters={"dataframe": frame},
+        # An explicit run time keeps every validation (GX would read a date-like name as one).
+        run_id=gx.RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
+    )
+    ((identifier, result),) = outcome.run_results.items()
+    urls = context.get_docs_sites_urls(resource_identifier=identifier)
+    page = urls[0]["site_url"].removeprefix("file://") if urls else None
+    return result.to_json_dict(), page
+
+
+def describe(item: dict[str, Any]) -> str:
+    """One line for a failed expectation: what was expected and, where GX says, what was seen."""
+    config = item["expectation_config"]
+    kwargs = {k: v for k, v in config["kwargs"].items() if k != "batch_id"}
+    result = item.get("result") or {}
+    check = (config.get("meta") or {}).get("check")
+    if check:  # a generated check (drift) says what it measures in words
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        allowed = f"at most {high}" if low is None else f"between {low} and {high}"
+        return f"{check}: {result.get('observed_value', '?')}, allowed {allowed}"
+    text = f"{config['type']}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    if "observed_value" in result:
+        text += f": observed {result['observed_value']!r}"
+    elif result.get("unexpected_count"):
+        examples = ", ".join(repr(v) for v in (result.get("partial_unexpected_list") or [])[:3])
+        text += f": {result['unexpected_count']} unexpected rows (e.g. {examples})"
+    return text
+
+
+def failures(result: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(critical, warning) descriptions of the expectations that failed."""
+    failed: dict[str, list[str]] = {CRITICAL: [], WARNING: []}
+    for item in result["results"]:
+        if not item["success"]:
+            failed[severity_of(item["expectation_config"])].append(describe(item))
+    return failed[CRITICAL], failed[WARNING]
+
+
+def validate(
+    frame: Any, suite_json: dict[str, Any], gx_root: Path, run_name: str
+) -> dict[str, Any]:
+    """Run a suite cheaply; if anything failed, once more with SUMMARY to say what and why.
+
+    Returns the record section: success (no critical failure), counts, failures, Data Docs page.
+    """
+    result, page = run_suite(frame, suite_json, gx_root, run_name)
+    if not result["success"]:
+        result, page = run_suite(frame, suite_json, gx_root, run_name, "SUMMARY")
+    critical, warning = failures(result)
+    return {
+        "suite": suite_json["name"],
+        "success": not critical,
+        "evaluated": result["statistics"]["evaluated_expectations"],
+        "failed_critical": critical,
+        "failed_warning": warning,
+        "data_docs": page,
+        "result": result,
+    }
