@@ -32,36 +32,44 @@ def bin_edges(reference: DataFrame, features: list[str], bins: int) -> dict[str,
     return {f: sorted(set(q)) for f, q in zip(features, quantiles, strict=True)}
 
 
-def _bin(feature: str, edges: list[float]) -> F.Column:
+def _bin_counters(feature: str, edges: list[float]) -> list[tuple[str, F.Column]]:
+    """(bin, row count) aggregates: missing, below the first edge, between, above the last."""
     column = F.col(quote(feature)).cast("double")
-    expression = F.when(column.isNull() | F.isnan(column), F.lit(MISSING_BIN))
-    for index, edge in enumerate(edges):
-        expression = expression.when(column < edge, F.lit(str(index)))
-    return expression.otherwise(F.lit(str(len(edges))))
+    present = column.isNotNull() & ~F.isnan(column)
+    bounds = [None, *edges, None]
+    counters = [(MISSING_BIN, F.count_if(~present))]
+    for index, (low, high) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        inside = present
+        if low is not None:
+            inside = inside & (column >= low)
+        if high is not None:
+            inside = inside & (column < high)
+        counters.append((str(index), F.count_if(inside)))
+    return counters
 
 
 def bin_counts(
     current: DataFrame, reference: DataFrame, spec: Spec, edges: dict[str, list[float]]
 ) -> dict[tuple[str, str], dict[str, int]]:
-    """{(side, column): {bin: rows}} for the label and every feature, in one aggregation."""
+    """{(side, column): {bin: rows}} for the label and every feature.
+
+    Per side, one aggregate counts every feature's bins (no shuffle of a row per feature value)
+    and one small group-by counts the label's classes.
+    """
     label = spec.label_column
-    binned = [
-        F.coalesce(F.col(quote(label)).cast("string"), F.lit(MISSING_BIN)).alias(label),
-        *[_bin(f, edges[f]).alias(f) for f in spec.feature_columns if f != label],
-    ]
-    columns = [label, *[f for f in spec.feature_columns if f != label]]
-    both = current.select(F.lit("current").alias("_side"), *binned).unionByName(
-        reference.select(F.lit("reference").alias("_side"), *binned)
-    )
-    rows = (
-        both.unpivot("_side", [quote(c) for c in columns], "column", "bin")
-        .groupBy("_side", "column", "bin")
-        .count()
-        .collect()
-    )
+    counters = {f: _bin_counters(f, edges[f]) for f in edges}
+    aliases = {
+        (f, b): f"c{i}_{j}" for i, f in enumerate(edges) for j, (b, _) in enumerate(counters[f])
+    }
     counts: dict[tuple[str, str], dict[str, int]] = {}
-    for row in rows:
-        counts.setdefault((row["_side"], row["column"]), {})[row["bin"]] = row["count"]
+    for side, frame in (("current", current), ("reference", reference)):
+        row = frame.agg(
+            *[counter.alias(aliases[f, b]) for f in edges for b, counter in counters[f]]
+        ).first()
+        for (feature, bin_name), alias in aliases.items():
+            counts.setdefault((side, feature), {})[bin_name] = row[alias]
+        classes = frame.groupBy(F.coalesce(F.col(quote(label)).cast("string"), F.lit(MISSING_BIN)))
+        counts[side, label] = {r[0]: r[1] for r in classes.count().collect()}
     return counts
 
 
