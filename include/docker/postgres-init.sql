@@ -1,0 +1,2 @@
+-- The Airflow metadata database is POSTGRES_DB; MLflow's backend store gets its own.
+CREATE DATABASE mlflow;

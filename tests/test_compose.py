@@ -1,0 +1,156 @@
+"""The docker-compose deployment, checked without a Docker engine: what it names must exist and
+match the pins, its secrets come from `.env`, its ports stay on loopback, and its entrypoint
+really writes the cluster's security settings."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from retrain.paths import REPO_ROOT
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
+PINS = dict(
+    line.split("==", 1)
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+    if "==" in line and not line.startswith("#")
+)
+PROJECT_IMAGE = "retrain:local"
+
+
+def test_the_project_image_is_built_from_the_pinned_requirements():
+    built = {name for name, s in SERVICES.items() if s.get("build") == "."}
+    assert built == {name for name, s in SERVICES.items() if s.get("image") == PROJECT_IMAGE}
+    assert re.search(r"^FROM python:3\.11\.\d+-slim", DOCKERFILE, re.M)
+    assert "pip install --no-cache-dir -r requirements.txt" in DOCKERFILE
+    assert "openjdk-17-jre-headless" in DOCKERFILE  # Spark 4 needs Java 17
+    assert PINS["pyspark"] == PINS["pyspark-client"]
+
+
+def test_spark_mlflow_and_airflow_run_the_pinned_versions_from_that_image():
+    for name in ("spark-master", "spark-worker", "mlflow", "airflow-scheduler"):
+        assert SERVICES[name]["image"] == PROJECT_IMAGE, name
+    assert SERVICES["spark-master"]["command"][0] == "spark-class"  # pyspark's, at the pin
+    assert SERVICES["mlflow"]["command"][0] == "mlflow"
+    assert SERVICES["postgres"]["image"].startswith("postgres:16.")
+
+
+def test_other_images_have_exact_tags():
+    for name, service in SERVICES.items():
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), name
+
+
+def test_every_command_and_mounted_path_exists():
+    binaries = Path(sys.executable).parent  # the same pins, installed here
+    for name, service in SERVICES.items():
+        command = service.get("command")
+        if service["image"] == PROJECT_IMAGE and command:
+            assert (binaries / command[0]).exists(), f"{name}: {command[0]}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (REPO_ROOT / source).exists(), f"{name}: {source}"
+            else:
+                assert source in COMPOSE["volumes"], f"{name}: {source}"
+    for source in re.findall(r"^COPY (.+) \S+$", DOCKERFILE, re.M):
+        for path in source.split():
+            assert (REPO_ROOT / path).exists(), path
+
+
+def test_services_wait_for_what_they_need():
+    for name, service in SERVICES.items():
+        for needed, condition in (service.get("depends_on") or {}).items():
+            assert needed in SERVICES, f"{name} depends on unknown {needed}"
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[needed], needed
+    assert SERVICES["airflow-scheduler"]["depends_on"]["airflow-init"] == {
+        "condition": "service_completed_successfully"
+    }
+
+
+def test_spark_default_points_at_the_master_in_client_mode():
+    env = SERVICES["airflow-scheduler"]["environment"]
+    connection = yaml.safe_load(env["AIRFLOW_CONN_SPARK_DEFAULT"])
+    master = SERVICES["spark-master"]["command"]
+    assert connection["host"] == f"spark://{SERVICES['spark-master']['hostname']}"
+    assert str(connection["port"]) == master[master.index("--port") + 1]
+    assert connection["extra"]["deploy-mode"] == "client"
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+def test_secrets_come_from_env_and_ports_stay_on_loopback():
+    text = (REPO_ROOT / "docker-compose.yaml").read_text()
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", text))
+    example = {
+        line.split("=", 1)[0]
+        for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    assert required == {
+        "SPARK_AUTH_SECRET",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "POSTGRES_PASSWORD",
+    }
+    assert required <= example
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name}: {port}"
+        assert "SPARK_AUTH_SECRET" not in " ".join(map(str, service.get("command", []))), name
+
+
+def test_the_readme_names_only_services_that_exist():
+    section = (
+        (REPO_ROOT / "README.md").read_text().split("## Scale out", 1)[1].split("\n## ", 1)[0]
+    )
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`([a-z-]+)`", row)}
+    assert named, "the README's scale-out section names no service"
+    assert named == set(SERVICES), named ^ set(SERVICES)
+
+
+@pytest.fixture
+def entrypoint() -> Path:
+    return REPO_ROOT / "include" / "docker" / "entrypoint.sh"
+
+
+def test_entrypoint_writes_the_security_settings_readable_by_its_user_only(entrypoint, tmp_path):
+    assert entrypoint.stat().st_mode & stat.S_IXUSR
+    conf = tmp_path / "conf"
+    env = {"PATH": "/usr/bin:/bin", "SPARK_CONF_DIR": str(conf), "SPARK_AUTH_SECRET": "s3cr3t"}
+    done = subprocess.run(
+        [shutil.which("sh"), str(entrypoint), "echo", "started"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout == "started\n"
+    written = conf / "spark-defaults.conf"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    settings = dict(line.split(" ", 1) for line in written.read_text().splitlines())
+    assert settings == {
+        "spark.authenticate": "true",
+        "spark.authenticate.secret": "s3cr3t",
+        "spark.network.crypto.enabled": "true",
+        "spark.network.crypto.cipher": "AES/GCM/NoPadding",
+        "spark.ui.enabled": "false",
+    }
+
+
+def test_entrypoint_refuses_to_start_without_a_secret(entrypoint, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "SPARK_CONF_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [shutil.which("sh"), str(entrypoint), "echo", "started"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 64
+    assert "SPARK_AUTH_SECRET is empty" in done.stderr
+    assert done.stdout == ""
