@@ -200,28 +200,12 @@ def test_corrupted_day_fails_at_validation_once_and_keeps_the_champion(pipeline)
 
 
 def test_suggest_suite_command_writes_suites_that_pass_their_day(pipeline, tmp_path):
-    out = retrain(
-        pipeline["home"],
-        "suggest-suite",
-        "digits",
-        "--date",
-        DAY1.isoformat(),
-        "--output",
-        str(tmp_path),
-    ).stdout
+    suggest = ["suggest-suite", "digits", "--date", DAY1.isoformat(), "--output", str(tmp_path)]
+    out = retrain(pipeline["home"], *suggest).stdout
     raw = json.loads((tmp_path / "raw.json").read_text())
     assert f"wrote {tmp_path / 'raw.json'} ({len(raw['expectations'])} expectations)" in out
     assert raw["meta"]["rows"] == len(pipeline["before"][f"raw/{DAY1}"])  # the usable rows
     assert {e["kwargs"].get("column") for e in raw["expectations"]} >= {"id", "label", "p0", "p63"}
     assert (tmp_path / "features.json").exists()
-    again = retrain(
-        pipeline["home"],
-        "suggest-suite",
-        "digits",
-        "--date",
-        DAY1.isoformat(),
-        "--output",
-        str(tmp_path),
-        expect=2,
-    )
+    again = retrain(pipeline["home"], *suggest, expect=2)
     assert "already exist; pass --force" in again.stderr

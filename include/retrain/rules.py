@@ -72,6 +72,17 @@ def suite_rules(suite: dict[str, Any]) -> tuple[list[RowRule], list[str]]:
     return rules, unique
 
 
+def _problem(reason: Column, column: str | None, value: Column | None) -> Column:
+    """The quarantine struct of a broken row: why, which column, its value (truncated)."""
+    return F.struct(
+        reason.alias("reason"),
+        F.lit(column).cast("string").alias("column"),
+        (F.lit(None) if value is None else F.left(value, F.lit(MAX_VALUE_CHARS)))
+        .cast("string")
+        .alias("value"),
+    )
+
+
 def first_broken(rules: Iterable[RowRule], shown: dict[str, Column]) -> Column:
     """A struct (reason, column, value) for the first rule a row breaks, null for a good row.
 
@@ -81,13 +92,7 @@ def first_broken(rules: Iterable[RowRule], shown: dict[str, Column]) -> Column:
         *[
             F.when(
                 rule.broken,
-                F.struct(
-                    F.lit(rule.reason).alias("reason"),
-                    F.lit(rule.column).cast("string").alias("column"),
-                    F.left(shown[rule.column], F.lit(MAX_VALUE_CHARS)).alias("value")
-                    if rule.column
-                    else F.lit(None).cast("string").alias("value"),
-                ),
+                _problem(F.lit(rule.reason), rule.column, shown.get(rule.column)),
             )
             for rule in rules
         ],
@@ -122,14 +127,7 @@ def mark_duplicates(frame: DataFrame, spec: Spec, unique: list[str], problem: st
             problem,
             F.coalesce(
                 F.col(problem),
-                F.when(
-                    reason.isNotNull(),
-                    F.struct(
-                        reason.alias("reason"),
-                        F.lit(name).alias("column"),
-                        F.left(key.cast("string"), F.lit(MAX_VALUE_CHARS)).alias("value"),
-                    ),
-                ),
+                F.when(reason.isNotNull(), _problem(reason, name, key.cast("string"))),
             ),
         )
     return frame
