@@ -1,7 +1,8 @@
 """Ingest: split the run date's landing partition into the raw and the quarantine partitions.
 
 Rows that cannot be used go to quarantine with a reason, the column and the value at fault
-(see `retrain.landing`); the rest to the raw partition. Every row read lands in exactly one of
+(see `retrain.landing`); the rest to the raw partition. Sensitive columns are protected before
+anything else sees them (`retrain.pii`). Every row read lands in exactly one of
 the two, both are replaced whole (never half-written), and too many bad rows fail the run
 without touching the raw partition.
 """
@@ -61,7 +62,9 @@ def _split_and_write(ctx: RunContext, checked: DataFrame, rows_read: int, files:
         raise DataRejected(f"landing partition {source} of {spec.name} is empty (no rows)")
     quarantined = quarantine_rows(checked, spec)
     reasons = [
+        # With sensitive columns the example values are ciphertext: no use in a message.
         {**row.asDict(), "file": row["file"].rsplit("/", 1)[-1]}
+        | ({"value": None} if spec.sensitive else {})
         for row in quarantined.groupBy("reason")
         .agg(
             F.count("*").alias("count"),
@@ -80,7 +83,7 @@ def _split_and_write(ctx: RunContext, checked: DataFrame, rows_read: int, files:
             f"({bad_fraction:.1%} > max_bad_fraction {spec.max_bad_fraction:.1%}): "
             f"{explain(reasons)}; all of them are in {ctx.paths.quarantine(ctx.run_date)}"
         )
-    valid = checked.where(F.col(PROBLEM).isNull()).select(*[quote(c) for c in spec.schema])
+    valid = checked.where(F.col(PROBLEM).isNull()).select(*[quote(c) for c in spec.stored_columns])
     write_partition(valid, ctx.paths.raw(ctx.run_date))
     return {
         "source": source,

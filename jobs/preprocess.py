@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from retrain.features import build_features
 from retrain.job import DataRejected, RetrainError, RunContext, is_validated, main, write_partition
 from retrain.paths import window_dates
+from retrain.spec import quote
 from retrain.validation import load_suite, validate
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 def summarize(features: DataFrame) -> dict[str, Any]:
     """Rows per split and an order-independent content hash, in one pass."""
+    row_hash = F.xxhash64(*[F.col(quote(c)) for c in features.columns])
     row = features.agg(
         F.count("*").alias("rows"),
         *[
@@ -31,9 +33,7 @@ def summarize(features: DataFrame) -> dict[str, Any]:
             for s in ("train", "validation", "test")
         ],
         # Summing row hashes folded to 31 bits cannot overflow and ignores row order.
-        F.sum(F.pmod(F.xxhash64(*[F.col(c) for c in features.columns]), F.lit(2**31 - 1))).alias(
-            "content_hash"
-        ),
+        F.sum(F.pmod(row_hash, F.lit(2**31 - 1))).alias("content_hash"),
     ).first()
     return {
         "rows": row["rows"],

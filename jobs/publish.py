@@ -12,7 +12,6 @@ import hashlib
 import logging
 from typing import Any
 
-import pyspark
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
@@ -57,7 +56,6 @@ def register(
 ) -> str:
     """Log the model with its params and metrics as one MLflow run; return the new version."""
     import mlflow
-    import mlflow.spark
 
     evaluation = record["evaluate"]
     with mlflow.start_run(
@@ -67,14 +65,7 @@ def register(
         mlflow.log_params({f"model.{k}": v for k, v in record["train"]["params"].items()})
         mlflow.log_metrics({k: v for k, v in evaluation["candidate"].items() if v is not None})
         mlflow.set_tags(tags)
-        info = mlflow.spark.log_model(
-            model,
-            artifact_path="model",
-            registered_model_name=ctx.spec.registered_model_name,
-            # Inferring requirements costs seconds per publish; the pin is what matters.
-            pip_requirements=[f"pyspark=={pyspark.__version__}"],
-        )
-    version = str(info.registered_model_version)
+        version = registry.log_signed_model(model, ctx.spec.registered_model_name)
     client = mlflow.MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(ctx.spec.registered_model_name, version, key, value)

@@ -252,6 +252,35 @@ def cmd_suggest_suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check registered versions against their signed manifests; 1 if any is refused."""
+    from mlflow import MlflowClient
+
+    from retrain import integrity, registry
+
+    spec = load_spec(args.dataset)
+    registry.configure()
+    name = spec.registered_model_name
+    found = MlflowClient().search_model_versions(f"name = '{name}'")
+    versions = sorted(int(v.version) for v in found)
+    if args.version is not None:
+        if args.version not in versions:
+            raise SpecError(f"{name} has no version {args.version} (it has {versions or 'none'})")
+        versions = [args.version]
+    refused = 0
+    for version in versions:
+        try:
+            with registry.verified_copy(name, str(version)) as folder:
+                files = len(integrity.digests(folder))
+            print(f"{name} version {version}: signature and {files} files verified")
+        except integrity.ModelRefused as err:
+            refused += 1
+            print(f"REFUSED {err}")
+    if not versions:
+        print(f"{name} has no registered versions")
+    return 1 if refused else 0
+
+
 def cmd_airflow(args: argparse.Namespace) -> int:
     """Run any `airflow` command against the retrain home (e.g. `retrain airflow dags list`)."""
     env = os.environ | airflow_env()
@@ -333,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     suggest.add_argument("--output", type=Path, help="folder to write raw.json and features.json")
     suggest.add_argument("--force", action="store_true", help="replace existing suites")
     suggest.set_defaults(func=cmd_suggest_suite)
+    check = commands.add_parser(
+        "verify", help="check published models against their signed manifests"
+    )
+    check.add_argument("dataset")
+    check.add_argument("--version", type=int, help="one version (default: all)")
+    check.set_defaults(func=cmd_verify)
     flow = commands.add_parser("airflow", help="run an airflow command on the retrain home")
     flow.add_argument("args", nargs=argparse.REMAINDER)
     flow.set_defaults(func=cmd_airflow)

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import DAG, Connection, CronDataIntervalTimetable, Param, chain
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
+from airflow.sdk.log import mask_secret
 
+from retrain import keys
 from retrain.paths import REPO_ROOT, home
 from retrain.runs import NO_RETRY_EXITS
 from retrain.spec import Spec
@@ -63,6 +65,7 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
 
     def execute(self, context: Any) -> None:
         self.py_files = code_zip()
+        export_secret()
         try:
             super().execute(context)
         except AirflowException as err:
@@ -73,6 +76,22 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
                     "cannot help: see the error above and the run record"
                 ) from None
             raise
+
+
+def export_secret() -> None:
+    """Put the `retrain_key` connection's password, if there is one, in this task's environment.
+
+    spark-submit inherits it from there: never on its command line (which `ps` shows, and which
+    `env_vars` would become on YARN and Kubernetes). Either way it is masked in task logs.
+    """
+    try:
+        password = Connection.get(keys.CONNECTION_ID).password
+    except AirflowNotFoundException:
+        password = None
+    if password:
+        os.environ[keys.ENV] = password
+    if os.environ.get(keys.ENV):
+        mask_secret(os.environ[keys.ENV], keys.ENV)
 
 
 def _job_env() -> dict[str, str]:

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from retrain.job import DataRejected, first_line
+from retrain.pii import protect
 from retrain.rules import RowRule, first_broken, mark_duplicates, suite_rules
 from retrain.spec import Spec, quote
 
@@ -103,7 +104,12 @@ def first_error_line(err: Exception) -> str:
 
 
 def read_landing(spark: SparkSession, spec: Spec, path: str, files: list[str]) -> DataFrame:
-    """The partition with every spec column as text, the corrupt-line column and the file."""
+    """The partition with every spec column as text, the corrupt-line column and the file;
+    sensitive columns already protected, so no check, suite or partition sees their values."""
+    return protect(_read_text(spark, spec, path, files), spec)
+
+
+def _read_text(spark: SparkSession, spec: Spec, path: str, files: list[str]) -> DataFrame:
     fmt, options = spec.source.format, spec.source.options
     if fmt == "parquet":
         check_parquet_schema(spark, spec, files)
@@ -172,17 +178,21 @@ def check_rows(text: DataFrame, spec: Spec, suite: dict[str, Any]) -> DataFrame:
 
 
 def quarantine_rows(checked: DataFrame, spec: Spec) -> DataFrame:
-    """Bad rows as they were read, with the reason, the column and the value at fault."""
+    """Bad rows as they were read, with the reason, the column and the value at fault (the
+    record and value encrypted when the spec has sensitive columns)."""
     as_read = F.to_json(
         F.struct(*[F.col(f"`_text_{i}`").alias(c) for i, c in enumerate(spec.schema)])
     )
-    return checked.where(F.col(PROBLEM).isNotNull()).select(
+    held = checked.where(F.col(PROBLEM).isNotNull()).select(
         F.coalesce(F.col(CORRUPT_COLUMN), as_read).alias("raw_record"),
         F.col(f"{PROBLEM}.reason").alias("reason"),
         F.col(f"{PROBLEM}.column").alias("column"),
         F.col(f"{PROBLEM}.value").alias("value"),
         F.col(SOURCE_FILE).alias("source_file"),
     )
+    # A line that is cut or shifted can carry a sensitive value in any column: with sensitive
+    # columns, what was read is kept encrypted (the reason and column stay readable).
+    return protect(held, spec, whole_lines=("raw_record", "value"))
 
 
 def explain(reasons: list[dict[str, Any]], limit: int = 3) -> str:

@@ -12,13 +12,14 @@ from pyspark.ml.classification import MultilayerPerceptronClassifier
 from pyspark.ml.feature import (
     Imputer,
     IndexToString,
+    SQLTransformer,
     StandardScaler,
     StringIndexer,
     VectorAssembler,
 )
 from pyspark.sql import DataFrame
 
-from retrain.spec import Spec
+from retrain.spec import Spec, quote
 
 
 class ModelError(ValueError):
@@ -43,10 +44,14 @@ def fit_pipeline(
     labels = indexer.labels
     if len(labels) < 2:
         raise ModelError(f"training rows of {spec.name} hold {len(labels)} class(es); need 2+")
-    columns = list(spec.feature_columns)
-    imputed = [f"{c}__imputed" for c in columns]
+    # ML stages parse column names, so spec names with dots or backticks get plain aliases.
+    aliases = [f"_feature_{i}" for i in range(len(spec.feature_columns))]
+    select = ", ".join(
+        f"{quote(c)} AS {a}" for c, a in zip(spec.feature_columns, aliases, strict=True)
+    )
+    imputed = [f"{a}__imputed" for a in aliases]
     model = spec.model
-    layers = [len(columns), *model.hidden_layers, len(labels)]
+    layers = [len(aliases), *model.hidden_layers, len(labels)]
     network = MultilayerPerceptronClassifier(
         labelCol=LABEL_INDEX,
         layers=layers,
@@ -66,7 +71,8 @@ def fit_pipeline(
         network.setInitialWeights(warm_from.stages[-2].weights)
     stages = [
         indexer,
-        Imputer(inputCols=columns, outputCols=imputed, strategy="mean"),
+        SQLTransformer(statement=f"SELECT *, {select} FROM __THIS__"),
+        Imputer(inputCols=aliases, outputCols=imputed, strategy="mean"),
         VectorAssembler(inputCols=imputed, outputCol="raw_features"),
         StandardScaler(inputCol="raw_features", outputCol="features", withMean=True),
         network,

@@ -181,7 +181,8 @@ def suggest_suites(spark: SparkSession, spec: Spec, run_date: date) -> dict[str,
     if not files:
         raise RetrainError(f"no landing data for {spec.name} on {run_date}: {source}")
     rows = check_rows(read_landing(spark, spec, source, files), spec, {"expectations": []})
-    usable = rows.where(F.col(PROBLEM).isNull()).select(*[quote(c) for c in spec.schema]).cache()
+    usable = rows.where(F.col(PROBLEM).isNull()).select(*[quote(c) for c in spec.stored_columns])
+    usable = usable.cache()
     features = build_features(spark, usable.withColumn("ds", F.lit(run_date.isoformat())), spec)
     try:
         return {

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 from typing import Any
 
-from retrain import __version__
+from retrain import __version__, integrity
 from retrain.paths import REPO_ROOT, home
 
 CHAMPION = "champion"
+MODEL_ARTIFACT = "model"
+_EMBEDDED: set[str] = set()  # the embedded stores this process has pointed MLflow at
 
 
 def configure() -> None:
@@ -23,9 +29,15 @@ def configure() -> None:
 
     store = home() / "mlflow"
     store.mkdir(parents=True, exist_ok=True)
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    embedded = f"sqlite:///{store / 'mlflow.db'}"
+    # MLflow exports what it is set to as MLFLOW_*_URI: only a value we did not set is the user's.
+    tracking, registry = (
+        os.environ.get(name) if os.environ.get(name) not in _EMBEDDED else None
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    )
+    _EMBEDDED.add(embedded)
+    mlflow.set_tracking_uri(tracking or embedded)
+    mlflow.set_registry_uri(registry or tracking or embedded)
 
 
 def experiment_id(dataset: str) -> str:
@@ -79,15 +91,54 @@ def find_version(model_name: str, fingerprint: str) -> Any | None:
     return found[0] if found else None
 
 
-def load_champion(model_name: str) -> tuple[Any, Any] | None:
-    """(ModelVersion, Spark PipelineModel) of the champion, or None."""
+def log_signed_model(model: Any, model_name: str) -> str:
+    """Save, sign and log `model` (a Spark PipelineModel) in the active MLflow run, register
+    it under `model_name`, and return the new version."""
+    import mlflow
+    import mlflow.spark
+    import pyspark
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / MODEL_ARTIFACT
+        # Inferring requirements costs seconds per publish; the pin is what matters.
+        mlflow.spark.save_model(
+            model, str(folder), pip_requirements=[f"pyspark=={pyspark.__version__}"]
+        )
+        integrity.sign(folder, model_name)
+        mlflow.log_artifacts(str(folder), MODEL_ARTIFACT)
+    run_id = mlflow.active_run().info.run_id
+    return str(mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", model_name).version)
+
+
+@contextmanager
+def verified_copy(model_name: str, version: str) -> Iterator[Path]:
+    """A local copy of one registered version, verified against its signature (ModelRefused)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(
+                f"models:/{model_name}/{version}", dst_path=scratch
+            )
+        )
+        integrity.verify(folder, f"model {model_name} version {version}")
+        yield folder
+
+
+def load_version(model_name: str, version: str) -> Any:
+    """The Spark PipelineModel of one version, loaded only after its signature checks out."""
     import mlflow.spark
 
+    with verified_copy(model_name, version) as folder:
+        return mlflow.spark.load_model(str(folder))
+
+
+def load_champion(model_name: str) -> tuple[Any, Any] | None:
+    """(ModelVersion, verified Spark PipelineModel) of the champion, or None."""
     version = champion_version(model_name)
     if version is None:
         return None
-    model = mlflow.spark.load_model(f"models:/{model_name}/{version.version}")
-    return version, model
+    return version, load_version(model_name, str(version.version))
 
 
 def version_history(model_name: str) -> list[dict[str, Any]]:

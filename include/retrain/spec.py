@@ -26,7 +26,10 @@ SOURCE_FORMATS = ("csv", "json", "parquet")
 SOLVERS = ("l-bfgs", "gd")
 GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy", "positive_f1")
 GATE_MODES = ("enforce", "dry_run", "off")
-FIXED_KEYS = ("name", "schema", "source")  # what defines the dataset cannot vary per run
+PROTECTIONS = ("pseudonymize", "encrypt", "drop")
+# What defines the dataset, where its model goes and how its personal data is protected cannot
+# vary per run: a trigger Param must not switch protection off or publish elsewhere.
+FIXED_KEYS = ("name", "schema", "source", "sensitive", "registered_model_name")
 
 
 def quote(column: str) -> str:
@@ -125,11 +128,18 @@ class Spec:
     model: Model = field(default_factory=Model)
     gate: Gate = field(default_factory=Gate)
     drift: Drift = field(default_factory=Drift)
+    # column -> pseudonymize | encrypt | drop, applied before anything is written (retrain.pii)
+    sensitive: dict[str, str] = field(default_factory=dict)
     file: str = field(default="", compare=False)
 
     @property
     def landing_path(self) -> str:
         return self.source.landing_path or f"landing/{self.name}"
+
+    @property
+    def stored_columns(self) -> list[str]:
+        """The schema's columns that are kept in the lake (dropped sensitive ones are not)."""
+        return [c for c in self.schema if self.sensitive.get(c) != "drop"]
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -206,7 +216,7 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
     """(key, what is wrong) for every cross-field rule the spec breaks."""
     split_sum = spec.split.train + spec.split.validation + spec.split.test
     rules = [
-        (not NAME_PATTERN.match(spec.name), "name", f"must match {NAME_PATTERN.pattern}"),
+        (not NAME_PATTERN.fullmatch(spec.name), "name", f"must match {NAME_PATTERN.pattern}"),
         *[
             (
                 kind not in COLUMN_TYPES,
@@ -276,6 +286,23 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
             "gate.positive_class",
             "must name the positive class when gate.metric is positive_f1",
         ),
+        *[
+            (broken, f"sensitive.{column}", why)
+            for column, action in spec.sensitive.items()
+            for broken, why in (
+                (action not in PROTECTIONS, f"must be one of {', '.join(PROTECTIONS)}"),
+                (column not in spec.schema, "is not a column in 'schema'"),
+                (spec.schema.get(column, "string") != "string", "must be a string column"),
+                (
+                    column == spec.label_column or column in spec.feature_columns,
+                    "is the label or a feature: a model cannot learn from a protected value",
+                ),
+                (
+                    column == spec.id_column and action != "pseudonymize",
+                    "is the id column: only pseudonymize keeps ids joinable",
+                ),
+            )
+        ],
         (
             not re.fullmatch(r"\d{4}-\d{2}-\d{2}", spec.start_date),
             "start_date",
@@ -328,7 +355,7 @@ def load_all_specs() -> dict[str, Spec]:
 
 
 def load_spec(name: str) -> Spec:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise SpecError(f"dataset name {name!r} must match {NAME_PATTERN.pattern}")
     specs = load_all_specs()
     if name not in specs:
