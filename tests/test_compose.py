@@ -97,6 +97,7 @@ def test_secrets_come_from_env_and_ports_stay_on_loopback():
         if "=" in line and not line.startswith("#")
     }
     assert required == {
+        "RETRAIN_KEY",
         "SPARK_AUTH_SECRET",
         "AIRFLOW_FERNET_KEY",
         "AIRFLOW_JWT_SECRET",
