@@ -23,7 +23,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 
 airflow: $(INSTALLED)
-	$(BIN)/retrain airflow standalone
+	$(BIN)/retrain serve-airflow
 
 mlflow: $(INSTALLED)
 	$(BIN)/retrain mlflow-ui

@@ -94,19 +94,23 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         model = PipelineModel.load(ctx.paths.candidate(ctx.run_date))
         version = register(model, ctx, record, lineage_tags(record, spec_hash, code_version, fp))
     champion = registry.champion_version(name)
+    held_back = ctx.run_type == "backfill" and not ctx.spec.gate.backfill_moves_champion
     moved = False
-    if decision == "publish" and (champion is None or str(champion.version) != version):
+    if decision == "publish" and not held_back and str(getattr(champion, "version", "")) != version:
         import mlflow
 
         mlflow.MlflowClient().set_registered_model_alias(name, registry.CHAMPION, version)
         moved = True
-    champion_now = version if decision == "publish" else (champion.version if champion else None)
+    elif decision == "publish" and held_back:
+        log.info("backfill run: version %s registered, champion left as it is", version)
+    champion_now = version if moved else (str(champion.version) if champion else None)
     return {
         "model": name,
         "version": version,
         "registered": existing is None,
         "champion_moved": moved,
         "champion_version": champion_now,
+        "held_back": decision == "publish" and held_back,
     }
 
 

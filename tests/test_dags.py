@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
-from retrain.dag_factory import STAGES, build_dag, code_zip, run_date_of
+from retrain.dag_factory import PARAM_KEYS, STAGES, build_dag, code_zip, overrides_of, run_date_of
 from retrain.paths import REPO_ROOT
 from retrain.spec import load_spec
 
@@ -82,11 +83,44 @@ def test_run_date_comes_from_param_then_logical_date_then_run_after():
 
 def test_params_are_typed_with_titles():
     dag = build_dag(load_spec("digits"))
-    for name in ("run_date", "overrides"):
+    assert set(dag.params) == {"run_date", "overrides", *PARAM_KEYS}
+    for name in dag.params:
         param = dag.params.get_param(name)
-        assert param.schema["title"]
-        assert param.description
-        assert param.schema["type"]
+        assert param.schema["title"] and param.description and param.schema["type"], name
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"max_iter": 0}, "0 is less than the minimum of 1"),
+        ({"max_iter": "ten"}, "'ten' is not of type"),
+        ({"gate_mode": "yolo"}, "'yolo' is not one of"),
+        ({"hidden_layers": [64, -1]}, "-1 is less than the minimum of 1"),
+        ({"run_date": "../../etc"}, "is not a 'date'"),
+        ({"overrides": {"../x": 1}}, "does not match"),
+    ],
+)
+def test_bad_trigger_values_are_refused_by_the_params(values, message):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = build_dag(load_spec("digits")).params
+    ((name, value),) = values.items()
+    with pytest.raises(ParamValidationError, match=message):
+        params.get_param(name).resolve(value)
+
+
+def test_typed_params_become_overrides_that_the_spec_accepts():
+    params = {"max_iter": 50, "gate_mode": "dry_run", "hidden_layers": [32, 16],
+              "warm_start": None, "overrides": {"model.tol": 1e-5}}  # fmt: skip
+    overrides = json.loads(overrides_of(params))
+    assert overrides == {"model.max_iter": 50, "gate.mode": "dry_run",
+                         "model.hidden_layers": [32, 16], "model.tol": 1e-5}  # fmt: skip
+    spec = load_spec("digits").with_overrides(overrides)
+    assert (spec.model.max_iter, spec.gate.mode, spec.model.hidden_layers) == (
+        50,
+        "dry_run",
+        (32, 16),
+    )
 
 
 def test_code_zip_holds_the_package_and_is_content_named(home):

@@ -5,49 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from retrain.local_airflow import airflow_env, ensure_airflow_db
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root
 from retrain.spec import Spec, SpecError, load_spec
 from retrain.validation import SUITES
 
 DEMO_DAYS = 2  # `make run` processes the two most recent dates
-
-
-def airflow_env() -> dict[str, str]:
-    """Airflow settings for the embedded default; anything already set in the environment wins."""
-    airflow_home = home() / "airflow"
-    defaults = {
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "True",
-        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[*]"}),
-        "RETRAIN_HOME": str(home()),
-    }
-    env = {k: os.environ.get(k, v) for k, v in defaults.items()}
-    # spark-submit and the job's Python come from this environment (.venv/bin).
-    bin_dir = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "")
-    env["PATH"] = path if path.split(os.pathsep)[0] == bin_dir else f"{bin_dir}{os.pathsep}{path}"
-    return env
-
-
-def _ensure_airflow_db() -> None:
-    import airflow
-
-    marker = home() / "airflow" / f".migrated-{airflow.__version__}"
-    if marker.exists():
-        return
-    print("Preparing the Airflow metadata database (first run only)...", flush=True)
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL
-    )
-    marker.touch()
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -100,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             else "give --date YYYY-MM-DD (repeatable) or --latest N"
         )
     os.environ.update(airflow_env())
-    _ensure_airflow_db()
+    ensure_airflow_db(dict(os.environ))
     from retrain.dag_factory import build_dag
     from retrain.runs import read_run
 
@@ -283,10 +251,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_airflow(args: argparse.Namespace) -> int:
     """Run any `airflow` command against the retrain home (e.g. `retrain airflow dags list`)."""
-    env = os.environ | airflow_env()
-    if args.args[:1] == ["standalone"]:
-        env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
-    os.execvpe("airflow", ["airflow", *args.args], env)
+    os.execvpe("airflow", ["airflow", *args.args], os.environ | airflow_env())
+
+
+def cmd_serve_airflow(args: argparse.Namespace) -> int:
+    """Run a local Airflow until Ctrl-C, printing where the UI is and how to log in."""
+    import signal
+    import time
+
+    from retrain.local_airflow import USER, LocalAirflow
+
+    airflow, stopping = LocalAirflow(args.port), []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    print(f"Starting Airflow on {home()} (logs in {airflow.logs}) ...", flush=True)
+    try:
+        airflow.start()
+        print(f"Airflow UI: {airflow.url}  user: {USER}  password: {airflow.password()}")
+        print("(generated for this home; Ctrl-C stops every Airflow process)", flush=True)
+        while not stopping:
+            exited = [n for n, p in airflow.processes.items() if p.poll() is not None]
+            if exited:
+                print(f"{', '.join(exited)} stopped; see {airflow.logs}", flush=True)
+                return 1
+            time.sleep(1)
+        return 0
+    finally:
+        print("Stopping Airflow ...", flush=True)
+        airflow.stop()
+        print("Stopped.", flush=True)
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
@@ -371,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     flow = commands.add_parser("airflow", help="run an airflow command on the retrain home")
     flow.add_argument("args", nargs=argparse.REMAINDER)
     flow.set_defaults(func=cmd_airflow)
+    serve = commands.add_parser(
+        "serve-airflow",
+        help="API server/UI on 127.0.0.1, scheduler, DAG processor, triggerer; Ctrl-C stops all",
+    )
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(func=cmd_serve_airflow)
     ui = commands.add_parser("mlflow-ui", help="serve the MLflow UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_mlflow_ui)

@@ -8,6 +8,7 @@ trigger that has no logical date — the run's own time.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -24,7 +25,7 @@ from airflow.sdk.log import mask_secret
 from retrain import keys
 from retrain.paths import REPO_ROOT, home
 from retrain.runs import NO_RETRY_EXITS
-from retrain.spec import Spec
+from retrain.spec import GATE_MODES, Spec
 
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "publish")
 SPARK_CONF = {
@@ -34,6 +35,25 @@ SPARK_CONF = {
     "spark.sql.adaptive.enabled": "true",
 }
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+# Typed trigger Params and the spec key each overrides for one run.
+PARAM_KEYS = {
+    "gate_mode": "gate.mode",
+    "max_iter": "model.max_iter",
+    "hidden_layers": "model.hidden_layers",
+    "step_size": "model.step_size",
+    "warm_start": "model.warm_start",
+    "backfill_moves_champion": "gate.backfill_moves_champion",
+}
+
+
+def overrides_of(params: dict[str, Any]) -> str:
+    """The run's spec overrides as JSON: the typed Params that are set, then `overrides`."""
+    chosen = {
+        key: params[name] for name, key in PARAM_KEYS.items() if params.get(name) is not None
+    }
+    return json.dumps(chosen | dict(params.get("overrides") or {}))
 
 
 def run_date_of(params: dict[str, Any], dag_run: Any) -> str:
@@ -103,6 +123,54 @@ def _job_env() -> dict[str, str]:
     }
 
 
+def trigger_params(spec: Spec) -> dict[str, Param]:
+    """The form of the UI's Trigger button: every field optional, typed, checked on trigger."""
+
+    def optional(kind: str, title: str, description: str, **schema: Any) -> Param:
+        return Param(None, type=["null", kind], title=title, description=description, **schema)
+
+    model, gate = spec.model, spec.gate
+    return {
+        "run_date": optional(
+            "string", "Run date", "Date to process (YYYY-MM-DD). Empty: the logical date, or "
+            "today for a manual trigger.", format="date",
+        ),
+        "gate_mode": Param(
+            None, type=["null", "string"], enum=[None, *GATE_MODES], title="Gate mode",
+            description=f"enforce: publish only a better model; dry_run: decide, never publish; "
+            f"off: always publish. Empty: the spec's ({gate.mode}).",
+        ),
+        "max_iter": optional(
+            "integer", "Training iterations", f"Empty: the spec's ({model.max_iter}).",
+            minimum=1, maximum=100_000,
+        ),
+        "hidden_layers": optional(
+            "array", "Hidden layers", f"Sizes of the hidden layers. Empty: the spec's "
+            f"({list(model.hidden_layers)}).", items={"type": "integer", "minimum": 1},
+            minItems=1, maxItems=8,
+        ),
+        "step_size": optional(
+            "number", "Step size", f"Learning rate (gd solver). Empty: the spec's "
+            f"({model.step_size}).", exclusiveMinimum=0, maximum=10,
+        ),
+        "warm_start": optional(
+            "boolean", "Warm start", f"Start from the champion's weights. Empty: the spec's "
+            f"({model.warm_start}).",
+        ),
+        "backfill_moves_champion": optional(
+            "boolean", "Backfill may move the champion", "A backfill registers its models but "
+            f"leaves the champion, unless this is on. Empty: the spec's "
+            f"({gate.backfill_moves_champion}).",
+        ),
+        "overrides": Param(
+            {}, type="object", title="Other spec overrides",
+            description='Dotted spec keys for this run only, e.g. {"model.tol": 1e-5}. '
+            "Unknown keys and wrong types fail the run before Spark starts.",
+            propertyNames={"pattern": r"^[a-z_]+(\.[a-z_]+)+$"},
+        ),
+    }  # fmt: skip
+
+
 def build_dag(spec: Spec) -> DAG:
     """The `retrain_<dataset>` DAG for one spec."""
     args = [
@@ -112,8 +180,10 @@ def build_dag(spec: Spec) -> DAG:
         "{{ run_date_of(params, dag_run) }}",
         "--run-id",
         "{{ run_id }}",
+        "--run-type",
+        "{{ dag_run.run_type }}",
         "--overrides",
-        "{{ params.overrides | tojson }}",
+        "{{ overrides_of(params) }}",
     ]
     with DAG(
         dag_id=f"retrain_{spec.name}",
@@ -125,29 +195,14 @@ def build_dag(spec: Spec) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["retrain", spec.name],
-        user_defined_macros={"run_date_of": run_date_of},
+        user_defined_macros={"run_date_of": run_date_of, "overrides_of": overrides_of},
         default_args={
             "retries": 2,
             "retry_delay": timedelta(seconds=30),
             "retry_exponential_backoff": True,
             "execution_timeout": timedelta(hours=2),
         },
-        params={
-            "run_date": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                title="Run date",
-                description="Date to process (YYYY-MM-DD). Empty: the logical "
-                "date, or today for a manual trigger.",
-            ),
-            "overrides": Param(
-                {},
-                type="object",
-                title="Spec overrides",
-                description='Dotted spec keys for this run only, e.g. {"model.max_iter": 50}.',
-            ),
-        },
+        params=trigger_params(spec),
     ) as dag:
         env = _job_env()
         stages = [

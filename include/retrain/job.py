@@ -44,6 +44,7 @@ class RunContext:
     run_date: date
     run_id: str
     paths: DatasetPaths
+    run_type: str = "manual"  # Airflow's: manual, scheduled, backfill, asset_triggered
 
 
 def parse_run_date(value: str) -> date:
@@ -58,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--run-date", required=True, type=str)
     parser.add_argument("--run-id", default="manual")
+    parser.add_argument("--run-type", default="manual")
     parser.add_argument("--overrides", default="{}", help="JSON object of dotted spec keys")
     return parser.parse_args(argv)
 
@@ -70,9 +72,8 @@ def make_context(args: argparse.Namespace) -> RunContext:
     if not isinstance(overrides, dict):
         raise SpecError("--overrides must be a JSON object of dotted spec keys")
     spec = load_spec(args.dataset).with_overrides(overrides)
-    return RunContext(
-        spec, parse_run_date(args.run_date), args.run_id, DatasetPaths.for_spec(spec)
-    )
+    paths = DatasetPaths.for_spec(spec)
+    return RunContext(spec, parse_run_date(args.run_date), args.run_id, paths, args.run_type)
 
 
 def spark_session(app_name: str) -> SparkSession:

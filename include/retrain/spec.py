@@ -93,6 +93,9 @@ class Gate:
     min_improvement: float = 0.0
     seed: int = 42
     positive_class: str = ""  # binary datasets: the class whose F1 is `positive_f1`
+    # A backfill re-creates the past: it registers and records, but the champion stays unless
+    # this is on (for a first history, or a deliberate rebuild).
+    backfill_moves_champion: bool = False
 
 
 @dataclass(frozen=True)
