@@ -1,4 +1,5 @@
-"""One Airflow DAG `retrain_<dataset>` per dataset spec (include/datasets, RETRAIN_DATASETS_PATH).
+"""Per dataset spec (include/datasets, RETRAIN_DATASETS_PATH): the DAG `retrain_<dataset>`, and
+`score_<dataset>`, which scores each day with the champion after every publish.
 
 Airflow's safe-mode parser only reads files that mention "airflow" and "dag", as this one does.
 
@@ -7,9 +8,9 @@ Adding a dataset is adding a spec and its expectation suite; this file only wire
 
 from __future__ import annotations
 
-from retrain.dag_factory import build_dag
+from retrain.dag_factory import build_dag, build_score_dag
 from retrain.spec import load_all_specs
 
 for _spec in load_all_specs().values():
-    _dag = build_dag(_spec)
-    globals()[_dag.dag_id] = _dag
+    for _dag in (build_dag(_spec), build_score_dag(_spec)):
+        globals()[_dag.dag_id] = _dag

@@ -95,8 +95,9 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         version = register(model, ctx, record, lineage_tags(record, spec_hash, code_version, fp))
     champion = registry.champion_version(name)
     held_back = ctx.run_type == "backfill" and not ctx.spec.gate.backfill_moves_champion
+    already = champion is not None and str(champion.version) == version
     moved = False
-    if decision == "publish" and not held_back and str(getattr(champion, "version", "")) != version:
+    if decision == "publish" and not held_back and not already:
         import mlflow
 
         mlflow.MlflowClient().set_registered_model_alias(name, registry.CHAMPION, version)

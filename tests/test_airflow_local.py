@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from retrain.local_airflow import USER, LocalAirflow
 
 pytestmark = pytest.mark.integration
 
-DAG = "retrain_digits"
+DAG, SCORE_DAG = "retrain_digits", "score_digits"
 
 
 def free_port() -> int:
@@ -70,15 +70,17 @@ def wait_for(check, what: str, seconds: float) -> Any:
 def airflow(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow") / "home"
     today = datetime.now(UTC).date()  # a trigger without run_date processes the day it runs
+    backfill = [today - timedelta(days=n) for n in (3, 2, 1)]
     env = {"RETRAIN_HOME": str(home), "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     previous = os.environ.get("RETRAIN_HOME")
     os.environ["RETRAIN_HOME"] = str(home)
     try:
-        subprocess.run(
-            [sys.executable, "-m", "retrain.cli", "demo-data", "--end", today.isoformat(),
-             "--days", "1"],
-            env=os.environ | env, check=True, capture_output=True,
-        )  # fmt: skip
+        for end in (today, backfill[1]):  # two days per call: ~900 images each
+            subprocess.run(
+                [sys.executable, "-m", "retrain.cli", "demo-data", "--end", end.isoformat(),
+                 "--days", "2"],
+                env=os.environ | env, check=True, capture_output=True,
+            )  # fmt: skip
         local = LocalAirflow(free_port(), env=env)
         local.start()
     finally:
@@ -86,14 +88,34 @@ def airflow(tmp_path_factory):
             RETRAIN_HOME=previous
         )
     api = Api(local)
-    wait_for(lambda: api.call("GET", f"/api/v2/dags/{DAG}")[0] == 200, "the DAG to parse", 120)
-    assert api.call("PATCH", f"/api/v2/dags/{DAG}", {"is_paused": False})[0] == 200
-    yield {"airflow": local, "api": api, "home": home, "today": today}
+    wait_for(
+        lambda: all(api.call("GET", f"/api/v2/dags/{d}")[0] == 200 for d in (DAG, SCORE_DAG)),
+        "the DAGs to parse",
+        120,
+    )
+    for dag_id in (DAG, SCORE_DAG):
+        assert api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})[0] == 200
+    yield {"airflow": local, "api": api, "home": home, "today": today, "backfill": backfill}
     local.stop()
 
 
-def dag_runs(api: Api) -> list[dict]:
-    return api.call("GET", f"/api/v2/dags/{DAG}/dagRuns")[1]["dag_runs"]
+def dag_runs(api: Api, dag_id: str = DAG) -> list[dict]:
+    return api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns")[1]["dag_runs"]
+
+
+def trigger_and_wait(api: Api, dag_id: str, conf: dict, seconds: float) -> tuple[dict, list]:
+    """Trigger as the UI does (no logical date), wait for the end; the run and its tasks."""
+    status, run = api.call(
+        "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}
+    )
+    assert status == 200 and run["logical_date"] is None, run
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
+    finished = wait_for(
+        lambda: (r := api.call("GET", path)[1])["state"] in ("success", "failed") and r,
+        f"the {dag_id} run",
+        seconds,
+    )
+    return finished, api.call("GET", f"{path}/taskInstances")[1]["task_instances"]
 
 
 def test_bad_params_are_refused_before_a_run_exists(airflow):
@@ -109,19 +131,8 @@ def test_bad_params_are_refused_before_a_run_exists(airflow):
 def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
     api, home, today = airflow["api"], airflow["home"], airflow["today"]
     started = time.monotonic()
-    status, run = api.call(
-        "POST", f"/api/v2/dags/{DAG}/dagRuns",
-        {"logical_date": None, "conf": {"max_iter": 150, "gate_mode": "enforce"}},
-    )  # fmt: skip
-    assert status == 200 and run["logical_date"] is None, run
-    run_path = f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}"
-    finished = wait_for(
-        lambda: (r := api.call("GET", run_path)[1])["state"] in ("success", "failed") and r,
-        "the triggered run",
-        900,
-    )
+    finished, tasks = trigger_and_wait(api, DAG, {"max_iter": 150, "gate_mode": "enforce"}, 900)
     elapsed = time.monotonic() - started
-    tasks = api.call("GET", f"{run_path}/taskInstances")[1]["task_instances"]
     states = {t["task_id"]: t["state"] for t in tasks}
     assert finished["state"] == "success", states
     assert states == dict.fromkeys(STAGES, "success")
@@ -132,6 +143,56 @@ def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
     assert record["publish"]["champion_version"] == "1" and record["publish"]["champion_moved"]
     durations = {t["task_id"]: round(t["duration"], 1) for t in tasks}
     (home / "trigger_timings.json").write_text(json.dumps({"total": elapsed, **durations}))
+
+
+def test_publishing_emits_the_model_asset_and_scoring_uses_the_new_champion(airflow, spark):
+    api, home, today = airflow["api"], airflow["home"], airflow["today"]
+    events = api.call("GET", "/api/v2/assets/events")[1]["asset_events"]
+    assert [(e["source_dag_id"], e["source_task_id"]) for e in events] == [(DAG, "publish")]
+    finished, tasks = trigger_and_wait(api, SCORE_DAG, {}, 600)
+    assert finished["state"] == "success", tasks
+    predictions = spark.read.parquet(str(home / "lake" / "predictions" / "digits" / f"ds={today}"))
+    raw = spark.read.parquet(str(home / "lake" / "raw" / "digits" / f"ds={today}"))
+    assert predictions.count() == raw.count() > 0
+    assert {r.model_version for r in predictions.select("model_version").distinct().collect()} == {
+        "1"
+    }
+    assert predictions.where("confidence < 0 OR confidence > 1").count() == 0
+    assert predictions.select("predicted_label").distinct().count() == 10
+
+
+def test_a_backfill_makes_one_run_per_date_and_leaves_the_champion(airflow):
+    api, home, days = airflow["api"], airflow["home"], airflow["backfill"]
+    # The range is of run-after times: a daily run for day D runs after D ends.
+    first, last = (f"{d + timedelta(days=1)}T00:00:00Z" for d in (days[0], days[-1]))
+    body = {"dag_id": DAG, "from_date": first, "to_date": last, "max_active_runs": 1,
+            "dag_run_conf": {"gate_mode": "off"}}  # every candidate passes  # fmt: skip
+    status, backfill = api.call("POST", "/api/v2/backfills", body)
+    assert status == 200, backfill
+    overlapping = api.call("POST", "/api/v2/backfills", body | {"from_date": body["to_date"]})
+    assert overlapping[0] == 409, overlapping  # one backfill of a DAG at a time
+
+    def finished() -> list[dict] | None:
+        runs = [r for r in dag_runs(api) if r["run_type"] == "backfill"]
+        done = len(runs) == len(days) and all(r["state"] in ("success", "failed") for r in runs)
+        return runs if done else None
+
+    runs = wait_for(finished, "the backfill", 1500)
+    assert sorted(r["logical_date"][:10] for r in runs) == [d.isoformat() for d in days]
+    assert {r["state"] for r in runs} == {"success"}
+    for day in days:
+        record = json.loads(
+            (home / "runs" / "digits" / day.isoformat() / "record.json").read_text()
+        )
+        assert record["preprocess"]["window"][-1] == day.isoformat()  # nothing after its date
+        assert record["evaluate"]["decision"] == "publish"
+        assert record["publish"]["held_back"] and not record["publish"]["champion_moved"]
+        assert (home / "lake" / "raw" / "digits" / f"ds={day}" / "_SUCCESS").exists()
+    status = subprocess.run(
+        [sys.executable, "-m", "retrain.cli", "status", "digits", "--json"],
+        env=os.environ | {"RETRAIN_HOME": str(home)}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(status.stdout)["champion"]["version"] == 1  # registered 2-4, not moved
 
 
 def test_stopping_leaves_nothing_running_or_listening(airflow):

@@ -12,7 +12,15 @@ from types import SimpleNamespace
 import pytest
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
-from retrain.dag_factory import PARAM_KEYS, STAGES, build_dag, code_zip, overrides_of, run_date_of
+from retrain.dag_factory import (
+    PARAM_KEYS,
+    STAGES,
+    build_dag,
+    code_zip,
+    model_asset,
+    overrides_of,
+    run_date_of,
+)
 from retrain.paths import REPO_ROOT
 from retrain.spec import load_spec
 
@@ -47,6 +55,17 @@ def test_stages_are_spark_submits_in_pipeline_order(dagbag):
         assert task.application == str(REPO_ROOT / "jobs" / f"{task.task_id}.py")
         assert "{{ run_date_of(params, dag_run) }}" in task.application_args
         assert (REPO_ROOT / "jobs" / f"{task.task_id}.py").exists()
+
+
+def test_publishing_updates_the_model_asset_that_schedules_scoring(dagbag):
+    publish = dagbag.dags["retrain_digits"].get_task("publish")
+    score_dag = dagbag.dags["score_digits"]
+    asset = model_asset(load_spec("digits"))
+    assert publish.outlets == [asset]
+    assert score_dag.timetable.asset_condition.objects == (asset,)
+    assert score_dag.timetable.timetable.expression == "0 0 * * *"  # and daily
+    (score,) = score_dag.tasks
+    assert score.application == str(REPO_ROOT / "jobs" / "score.py")
 
 
 def test_parsing_starts_no_spark_and_imports_no_mlflow_or_gx():

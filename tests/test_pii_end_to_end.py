@@ -5,7 +5,7 @@ Afterwards no file under the retrain home but the landed feed itself (Parquet, r
 reports, Data Docs, MLflow's database and artifacts, Airflow's logs) and no line the run printed
 holds a plaintext value or the key; the key never showed in the process list; the encrypted
 column decrypts with the key and not without it. Then one flipped byte in the published model
-makes the real evaluate job, and `retrain verify`, refuse it.
+makes the real evaluate and score jobs, and `retrain verify`, refuse it.
 """
 
 from __future__ import annotations
@@ -186,14 +186,15 @@ def test_a_tampered_champion_is_refused_by_evaluate_and_verify(run):
     content = bytearray(target.read_bytes())
     content[len(content) // 2] ^= 0xFF
     target.write_bytes(bytes(content))
-    evaluate = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "jobs" / "evaluate.py"), "--dataset", "customers",
-         "--run-date", DAY.isoformat()],
-        env=env | {"PYTHONPATH": str(REPO_ROOT / "include")}, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    assert evaluate.returncode == EXIT_DATA_REJECTED, evaluate.stderr[-3000:]
-    assert f"{target.name} changed: refused" in evaluate.stderr
+    for stage in ("evaluate", "score"):  # the real jobs, as their tasks run them
+        job = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "jobs" / f"{stage}.py"), "--dataset", "customers",
+             "--run-date", DAY.isoformat()],
+            env=env | {"PYTHONPATH": str(REPO_ROOT / "include")}, capture_output=True,
+            text=True, check=False,
+        )  # fmt: skip
+        assert job.returncode == EXIT_DATA_REJECTED, job.stderr[-3000:]
+        assert f"{target.name} changed: refused" in job.stderr
     verify = subprocess.run([*CLI, "verify", "customers"], env=env, capture_output=True,
                             text=True, check=False)  # fmt: skip
     assert verify.returncode == 1 and "REFUSED model retrain_customers version 1" in verify.stdout

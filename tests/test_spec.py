@@ -80,6 +80,10 @@ def test_overrides_are_typed_and_checked():
         spec.with_overrides({"name": "other"})
     with pytest.raises(SpecError, match="must be int"):
         spec.with_overrides({"model.max_iter": "many"})
+    # A text key keeps its text: YAML would read "off" as False.
+    assert spec.with_overrides({"gate.mode": "off"}).gate.mode == "off"
+    moves = spec.with_overrides({"gate.backfill_moves_champion": "true"})
+    assert moves.gate.backfill_moves_champion is True
 
 
 def test_fingerprint_ignores_file_location():

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG, Connection, CronDataIntervalTimetable, Param, chain
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    Connection,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+    Param,
+    chain,
+)
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
@@ -171,20 +180,46 @@ def trigger_params(spec: Spec) -> dict[str, Param]:
     }  # fmt: skip
 
 
+def model_asset(spec: Spec) -> Asset:
+    """The dataset's published model: updated by every successful publish."""
+    return Asset(name=spec.registered_model_name, uri=f"retrain://{spec.name}/model")
+
+
+def _stage(spec: Spec, stage: str, env: dict[str, str], **kwargs: Any) -> SparkSubmitOperator:
+    return RetrainSparkSubmitOperator(
+        task_id=stage,
+        application=str(REPO_ROOT / "jobs" / f"{stage}.py"),
+        application_args=[
+            "--dataset",
+            spec.name,
+            "--run-date",
+            "{{ run_date_of(params, dag_run) }}",
+            "--run-id",
+            "{{ run_id }}",
+            "--run-type",
+            "{{ dag_run.run_type }}",
+            "--overrides",
+            "{{ overrides_of(params) }}",
+        ],  # fmt: skip
+        conn_id="spark_default",
+        name=f"retrain-{spec.name}-{stage}",
+        conf=SPARK_CONF,
+        env_vars=env,
+        **kwargs,
+    )
+
+
+DEFAULT_ARGS = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=2),
+}
+MACROS = {"run_date_of": run_date_of, "overrides_of": overrides_of}
+
+
 def build_dag(spec: Spec) -> DAG:
     """The `retrain_<dataset>` DAG for one spec."""
-    args = [
-        "--dataset",
-        spec.name,
-        "--run-date",
-        "{{ run_date_of(params, dag_run) }}",
-        "--run-id",
-        "{{ run_id }}",
-        "--run-type",
-        "{{ dag_run.run_type }}",
-        "--overrides",
-        "{{ overrides_of(params) }}",
-    ]
     with DAG(
         dag_id=f"retrain_{spec.name}",
         description=f"Retrain the {spec.name} model daily: ingest, validate, preprocess, "
@@ -195,27 +230,35 @@ def build_dag(spec: Spec) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["retrain", spec.name],
-        user_defined_macros={"run_date_of": run_date_of, "overrides_of": overrides_of},
-        default_args={
-            "retries": 2,
-            "retry_delay": timedelta(seconds=30),
-            "retry_exponential_backoff": True,
-            "execution_timeout": timedelta(hours=2),
-        },
+        user_defined_macros=MACROS,
+        default_args=DEFAULT_ARGS,
         params=trigger_params(spec),
     ) as dag:
         env = _job_env()
         stages = [
-            RetrainSparkSubmitOperator(
-                task_id=stage,
-                application=str(REPO_ROOT / "jobs" / f"{stage}.py"),
-                application_args=args,
-                conn_id="spark_default",
-                name=f"retrain-{spec.name}-{stage}",
-                conf=SPARK_CONF,
-                env_vars=env,
-            )
+            _stage(spec, stage, env, outlets=[model_asset(spec)] if stage == "publish" else [])
             for stage in STAGES
         ]
         chain(*stages)  # ingest >> validate >> preprocess >> train >> evaluate >> publish
+    return dag
+
+
+def build_score_dag(spec: Spec) -> DAG:
+    """`score_<dataset>`: the champion's predictions for a day, after every publish and daily."""
+    with DAG(
+        dag_id=f"score_{spec.name}",
+        description=f"Score the day's validated {spec.name} rows with the champion.",
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(spec.schedule, timezone="UTC"),
+            assets=[model_asset(spec)],
+        ),
+        start_date=datetime.fromisoformat(spec.start_date),
+        catchup=False,
+        max_active_runs=1,
+        tags=["retrain", "score", spec.name],
+        user_defined_macros=MACROS,
+        default_args=DEFAULT_ARGS,
+        params={"run_date": trigger_params(spec)["run_date"]},
+    ) as dag:
+        _stage(spec, "score", _job_env())
     return dag

@@ -14,10 +14,21 @@ from retrain.spec import Spec, quote
 HASH_BUCKETS = 10_000
 
 
+def _typed_features(spec: Spec) -> str:
+    return ", ".join(f"CAST({quote(c)} AS DOUBLE) AS {quote(c)}" for c in spec.feature_columns)
+
+
+def model_inputs(spark: SparkSession, rows: DataFrame, spec: Spec) -> DataFrame:
+    """The id and the features of rows to be scored, typed as in training."""
+    return spark.sql(
+        f"SELECT {quote(spec.id_column)}, {_typed_features(spec)} FROM {{rows}}", rows=rows
+    )
+
+
 def build_features(spark: SparkSession, window: DataFrame, spec: Spec) -> DataFrame:
     """Dedupe by id, cast features and assign the split. `window` has the raw columns plus `ds`."""
     split = spec.split
-    features = ", ".join(f"CAST({quote(c)} AS DOUBLE) AS {quote(c)}" for c in spec.feature_columns)
+    features = _typed_features(spec)
     bucket = f"pmod(xxhash64({split.seed}, {quote(spec.id_column)}), {HASH_BUCKETS})"
     train_cut = round(split.train * HASH_BUCKETS)
     validation_cut = round((split.train + split.validation) * HASH_BUCKETS)

@@ -26,6 +26,7 @@ from retrain.spec import Spec, SpecError, load_spec
 
 log = logging.getLogger(__name__)
 FINAL_STAGE = "publish"
+SCORE_STAGE = "score"
 
 
 class RetrainError(RuntimeError):
@@ -168,6 +169,14 @@ def counting_spark_jobs(spark: SparkSession, group: str) -> Iterator[list[int]]:
         context.setLocalProperty("spark.jobGroup.id", None)
 
 
+def _record_failure(ctx: RunContext, stage: str, error: str) -> None:
+    if stage == SCORE_STAGE:
+        update_run(ctx.spec.name, ctx.run_date, score={"error": error})
+    else:
+        update_run(ctx.spec.name, ctx.run_date, state="failed", failed_stage=stage,
+                   error=error, run_id=ctx.run_id)  # fmt: skip
+
+
 def main(
     stage: str,
     run: Callable[[SparkSession, RunContext], dict[str, Any]],
@@ -187,39 +196,22 @@ def main(
         section = run(spark, ctx)
     except (RetrainError, SpecError) as err:
         log.error("%s failed: %s", where, err)
-        update_run(
-            ctx.spec.name,
-            ctx.run_date,
-            state="failed",
-            failed_stage=stage,
-            error=str(err),
-            run_id=ctx.run_id,
-        )
+        _record_failure(ctx, stage, str(err))
         if isinstance(err, SpecError):
             sys.exit(EXIT_BAD_SPEC)
         sys.exit(EXIT_DATA_REJECTED if isinstance(err, DataRejected) else EXIT_FAILED)
     except Exception as err:
         log.exception("%s failed unexpectedly", where)
-        update_run(
-            ctx.spec.name,
-            ctx.run_date,
-            state="failed",
-            failed_stage=stage,
-            error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-            run_id=ctx.run_id,
-        )
+        first = str(err).splitlines()[0] if str(err) else ""
+        _record_failure(ctx, stage, f"{type(err).__name__}: {first}")
         raise
     finally:
         spark.stop()
     section["seconds"] = round(time.monotonic() - started, 2)
-    state = "success" if stage == FINAL_STAGE else "running"
-    update_run(
-        ctx.spec.name,
-        ctx.run_date,
-        **{stage: section},
-        state=state,
-        failed_stage=None,
-        error=None,
-        run_id=ctx.run_id,
-    )
+    if stage == SCORE_STAGE:  # scoring reports into the day's record, not its retrain state
+        update_run(ctx.spec.name, ctx.run_date, **{stage: section})
+    else:
+        state = "success" if stage == FINAL_STAGE else "running"
+        update_run(ctx.spec.name, ctx.run_date, **{stage: section}, state=state,
+                   failed_stage=None, error=None, run_id=ctx.run_id)  # fmt: skip
     log.info("%s done: %s", where, json.dumps(section, default=str)[:2000])

@@ -66,6 +66,9 @@ class DatasetPaths:
     def candidate(self, ds: date) -> str:
         return self._partition("candidates", ds)
 
+    def predictions(self, ds: date) -> str:
+        return self._partition("predictions", ds)
+
     def run_dir(self, ds: date) -> Path:
         """Run record, validation results and reports of one run date (driver-local)."""
         return home() / "runs" / self.dataset / ds.isoformat()

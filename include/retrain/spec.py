@@ -164,7 +164,10 @@ class Spec:
                 node = node.get(section) if isinstance(node, dict) else None
             if key.split(".")[0] in FIXED_KEYS or not isinstance(node, dict) or leaf not in node:
                 raise SpecError(f"{self.file}: unknown override key '{key}'")
-            node[leaf] = yaml.safe_load(value) if isinstance(value, str) else value
+            # Text from a CLI or form is parsed as YAML ("50" -> 50, "[32, 16]" -> a list), but
+            # never for a text key: "off" must stay "off", not YAML 1.1's False.
+            typed = isinstance(value, str) and not isinstance(node[leaf], str)
+            node[leaf] = yaml.safe_load(value) if typed else value
         return parse_spec(data, self.file)
 
 
