@@ -20,6 +20,7 @@ from retrain.dag_factory import (
     model_asset,
     overrides_of,
     run_date_of,
+    run_type_of,
 )
 from retrain.paths import REPO_ROOT
 from retrain.spec import load_spec
@@ -98,6 +99,13 @@ def test_run_date_comes_from_param_then_logical_date_then_run_after():
     assert run_date_of({}, ui_trigger) == "2026-03-09"
     with pytest.raises(ValueError):
         run_date_of({"run_date": "../../etc"}, logical)
+
+
+def test_run_type_reaches_the_job_as_a_plain_word():
+    from airflow.utils.types import DagRunType
+
+    assert run_type_of(SimpleNamespace(run_type=DagRunType.BACKFILL_JOB)) == "backfill"
+    assert run_type_of(SimpleNamespace(run_type="manual")) == "manual"
 
 
 def test_params_are_typed_with_titles():

@@ -215,7 +215,14 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=2),
 }
-MACROS = {"run_date_of": run_date_of, "overrides_of": overrides_of}
+
+
+def run_type_of(dag_run: Any) -> str:
+    """manual, scheduled, backfill or asset_triggered (the enum's value, not its repr)."""
+    return getattr(dag_run.run_type, "value", dag_run.run_type)
+
+
+MACROS = {"run_date_of": run_date_of, "overrides_of": overrides_of, "run_type_of": run_type_of}
 
 
 def build_dag(spec: Spec) -> DAG:
