@@ -106,7 +106,7 @@ def watch_processes(stop: threading.Event, seen: list[str]) -> None:
     """Every command line on the machine, twice a second, for anything holding the key."""
     while not stop.is_set():
         listing = subprocess.run(
-            ["ps", "-eo", "args"], capture_output=True, text=True, check=False
+            ["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=False
         )
         seen.extend(line for line in listing.stdout.splitlines() if KEY in line)
         stop.wait(0.5)
