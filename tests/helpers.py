@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 from retrain.job import RunContext
@@ -73,3 +75,21 @@ def toy_spec(**changes: object) -> Spec:
 
 def context(spec: Spec, day: str) -> RunContext:
     return RunContext(spec, date.fromisoformat(day), "test-run", DatasetPaths.for_spec(spec))
+
+
+def start_webhook() -> tuple[str, list[dict], HTTPServer]:
+    """A webhook on loopback that keeps every JSON body POSTed to it, in order."""
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/hook", received, server

@@ -20,6 +20,7 @@ import pytest
 
 from retrain.paths import DatasetPaths
 from retrain.spec import load_spec
+from tests.helpers import start_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,17 @@ def model_versions(home: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, spark):
+def alerts():
+    """A local webhook as the `retrain_alerts` connection; what it received, in order."""
+    url, received, server = start_webhook()
+    os.environ["AIRFLOW_CONN_RETRAIN_ALERTS"] = json.dumps({"conn_type": "http", "host": url})
+    yield received
+    os.environ.pop("AIRFLOW_CONN_RETRAIN_ALERTS")
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, spark, alerts):
     home = tmp_path_factory.mktemp("e2e") / "home"
     previous = os.environ.get("RETRAIN_HOME")
     demo = retrain(home, "demo-data", "--end", DAY2.isoformat(), "--days", "2")
@@ -197,6 +208,20 @@ def test_corrupted_day_fails_at_validation_once_and_keeps_the_champion(pipeline)
     paths = DatasetPaths.for_spec(load_spec("digits"))
     assert not Path(paths.features(DAY3)).exists()
     assert not (Path(paths.raw(DAY3)) / "_VALIDATED").exists()
+
+
+def test_each_run_that_needs_a_person_sent_one_alert(pipeline, alerts):
+    """Day 1 published (no alert); day 2, its rerun and the crippled run were rejected; day 3
+    failed validation: one message each, with the report or the Data Docs."""
+    assert [a["kind"] for a in alerts] == ["rejected"] * 3 + ["validation_failed"]
+    assert all(a["dag_id"] == "retrain_digits" for a in alerts)
+    assert "not better than the champion beyond noise" in alerts[0]["text"]
+    assert alerts[0]["links"] == [
+        str(pipeline["home"] / "runs" / "digits" / f"{DAY2}" / "report.html")
+    ]
+    assert "below the floor" in alerts[2]["text"]
+    assert f"for {DAY3}" in alerts[3]["text"] and "drift" in alerts[3]["text"]
+    assert alerts[3]["links"] and all(link.endswith(".html") for link in alerts[3]["links"])
 
 
 def test_suggest_suite_command_writes_suites_that_pass_their_day(pipeline, tmp_path):

@@ -32,6 +32,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow.sdk.log import mask_secret
 
 from retrain import keys
+from retrain.alerts import RunNotifier
 from retrain.paths import REPO_ROOT, home
 from retrain.runs import NO_RETRY_EXITS
 from retrain.spec import GATE_MODES, Spec
@@ -240,6 +241,8 @@ def build_dag(spec: Spec) -> DAG:
         user_defined_macros=MACROS,
         default_args=DEFAULT_ARGS,
         params=trigger_params(spec),
+        on_failure_callback=RunNotifier(spec.name),
+        on_success_callback=RunNotifier(spec.name),  # speaks only for a rejected candidate
     ) as dag:
         env = _job_env()
         stages = [

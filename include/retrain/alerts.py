@@ -1,0 +1,86 @@
+"""One alert per finished run that needs a person: a failed stage (a failed validation with its
+Data Docs), or a candidate the gate rejected (with its report). A published or dry-run run
+sends nothing.
+
+Alerts go to the webhook of the Airflow connection `retrain_alerts` (its host is the URL; the
+JSON body has `text` and the details, which Slack, Teams or any HTTP endpoint can take). With
+no such connection they are written to the log only. Sending never fails a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from datetime import date
+from typing import Any
+
+from airflow.sdk import BaseNotifier, Connection
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from retrain.runs import read_run
+
+log = logging.getLogger(__name__)
+CONNECTION_ID = "retrain_alerts"
+
+
+def alert_for(dag_id: str, run_id: str, state: str, record: dict[str, Any]) -> dict | None:
+    """The alert for a finished run, or None when nobody needs to act."""
+    if record.get("run_id") != run_id:
+        record = {}  # the record is another run's: this one failed before writing it
+    where = f"{dag_id} for {record.get('run_date', '?')} (run {run_id})"
+    if state == "failed":
+        stage = record.get("failed_stage")
+        validate = record.get("validate") or {}
+        docs = [validate.get("data_docs"), (validate.get("drift") or {}).get("data_docs")]
+        kind = "validation_failed" if stage == "validate" else "failed"
+        text = (
+            f"{where} failed at {stage or 'an early stage'}: "
+            f"{record.get('error') or 'see the task log'}"
+        )
+        links = [d for d in docs if d] if kind == "validation_failed" else []
+    else:
+        evaluation = record.get("evaluate") or {}
+        if evaluation.get("decision") != "reject":
+            return None
+        kind, links = "rejected", [evaluation.get("report")]
+        text = f"{where}: the gate rejected the candidate: {evaluation.get('reason')}"
+    return {"kind": kind, "text": text, "dag_id": dag_id, "run_id": run_id, "links": links}
+
+
+def send(alert: dict[str, Any]) -> None:
+    try:
+        connection = Connection.get(CONNECTION_ID)
+    except AirflowNotFoundException:
+        log.warning("retrain alert (no %s connection): %s", CONNECTION_ID, alert["text"])
+        return
+    host = connection.host or ""
+    url = host if "://" in host else f"https://{host}"
+    body = json.dumps(alert | {"text": "\n".join([alert["text"], *alert["links"]])}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            log.info("retrain alert sent (%s): %s", alert["kind"], alert["text"])
+    except OSError as err:
+        log.error("retrain alert could not be sent to %s: %s: %s", CONNECTION_ID, err, alert)
+
+
+class RunNotifier(BaseNotifier):
+    """DAG-level callback: `on_failure_callback` and `on_success_callback` of a retrain DAG."""
+
+    template_fields = ()
+
+    def __init__(self, dataset: str) -> None:
+        super().__init__()
+        self.dataset = dataset
+
+    def notify(self, context: Any) -> None:
+        from retrain.dag_factory import run_date_of
+
+        dag_run = context["dag_run"]
+        params = context.get("params") or dag_run.conf or {}
+        run_date = date.fromisoformat(run_date_of(params, dag_run))
+        state = str(getattr(dag_run.state, "value", dag_run.state))
+        alert = alert_for(dag_run.dag_id, dag_run.run_id, state, read_run(self.dataset, run_date))
+        if alert:
+            send(alert)

@@ -1,0 +1,72 @@
+"""Alerts: which finished runs need a person, and delivery to a real local webhook."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from retrain.alerts import alert_for, send
+from tests.helpers import start_webhook
+
+RUN = "manual__2026-03-02T00:00:00+00:00"
+DOCS = "/home/gx/.../validations/digits_raw/2026-03-02/x.html"
+
+
+def record(**sections):
+    return {"run_id": RUN, "run_date": "2026-03-02", **sections}
+
+
+def test_a_published_or_dry_run_needs_no_alert():
+    for decision in ("publish", "dry_run"):
+        assert (
+            alert_for("retrain_digits", RUN, "success", record(evaluate={"decision": decision}))
+            is None
+        )
+
+
+def test_a_rejection_names_the_reason_and_the_report():
+    evaluation = {"decision": "reject", "reason": "below the floor", "report": "/r/report.html"}
+    alert = alert_for("retrain_digits", RUN, "success", record(evaluate=evaluation))
+    assert alert["kind"] == "rejected" and "below the floor" in alert["text"]
+    assert alert["links"] == ["/r/report.html"]
+
+
+def test_a_failed_validation_links_its_data_docs():
+    validate = {"data_docs": DOCS, "drift": {"data_docs": "/drift.html"}}
+    failed = record(failed_stage="validate", error="drift of p1 (PSI): 7.9", validate=validate)
+    alert = alert_for("retrain_digits", RUN, "failed", failed)
+    assert alert["kind"] == "validation_failed" and "drift of p1" in alert["text"]
+    assert alert["links"] == [DOCS, "/drift.html"]
+
+
+def test_a_failure_before_the_record_still_alerts():
+    stale = {"run_id": "an-earlier-run", "failed_stage": "train", "error": "old"}
+    alert = alert_for("retrain_digits", RUN, "failed", stale)
+    assert alert["kind"] == "failed" and "old" not in alert["text"]
+    assert "see the task log" in alert["text"]
+
+
+@pytest.fixture
+def webhook():
+    url, received, server = start_webhook()
+    yield url, received
+    server.shutdown()
+
+
+def test_an_alert_reaches_the_webhook_of_the_connection(webhook, monkeypatch):
+    url, received = webhook
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RETRAIN_ALERTS", json.dumps({"conn_type": "http", "host": url})
+    )
+    send({"kind": "rejected", "text": "rejected", "dag_id": "d", "run_id": RUN, "links": ["/r"]})
+    assert received == [{"kind": "rejected", "text": "rejected\n/r", "dag_id": "d",
+                         "run_id": RUN, "links": ["/r"]}]  # fmt: skip
+
+
+def test_without_a_connection_the_alert_goes_to_the_log(monkeypatch, caplog):
+    monkeypatch.delenv("AIRFLOW_CONN_RETRAIN_ALERTS", raising=False)
+    with caplog.at_level(logging.WARNING, logger="retrain.alerts"):
+        send({"kind": "failed", "text": "it broke", "dag_id": "d", "run_id": RUN, "links": []})
+    assert "no retrain_alerts connection" in caplog.text and "it broke" in caplog.text
