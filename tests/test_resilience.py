@@ -1,8 +1,9 @@
-"""A stage killed mid-write, as Airflow kills it on a timeout or a user's "mark failed": the real
-RetrainSparkSubmitOperator running a real spark-submit that is replacing a partition.
+"""Stages that fail part-way, through the real RetrainSparkSubmitOperator and spark-submit.
 
-Afterwards no process of that submit is left (spark-submit's JVM and the Python driver it
-started), the previous partition is intact and readable, and a rerun replaces it whole.
+Killed mid-write (as Airflow kills a task on a timeout or "mark failed"): no process of that
+submit is left (spark-submit's JVM and the Python driver it started), the previous partition is
+intact and readable, and a rerun replaces it whole. Failed on the first try (the day's files not
+yet landed, a failure Airflow retries): the retry writes exactly what a clean run writes.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from retrain.dag_factory import RetrainSparkSubmitOperator
+from retrain.paths import REPO_ROOT
+from tests.helpers import TOY
+from tests.jobs.test_ingest import GOOD, HEADER, land
 
 JOB = """
 import sys, time
@@ -98,3 +104,41 @@ def test_a_task_killed_mid_write_leaves_no_process_and_the_old_partition(
     new = spark.read.parquet(str(target))
     assert (new.count(), {r.version for r in new.collect()}) == (100, {"new"})
     assert processes_with(marker) == []
+
+
+def ingest_task(day: str) -> RetrainSparkSubmitOperator:
+    """The real ingest stage, as the DAG builds it."""
+    return RetrainSparkSubmitOperator(
+        task_id="ingest", application=str(REPO_ROOT / "jobs" / "ingest.py"),
+        application_args=["--dataset", "toy", "--run-date", day], conn_id="spark_default",
+        conf={"spark.ui.enabled": "false"}, name="retrain-toy-ingest",
+    )  # fmt: skip
+
+
+def zone_rows(spark, home: Path, zone: str, day: str) -> list:
+    """A partition's rows, with the home's own path (in quarantine's source_file) left out."""
+    rows = spark.read.parquet(str(home / "lake" / zone / "toy" / f"ds={day}")).collect()
+    return sorted(tuple(str(v).replace(str(home), "<home>") for v in row) for row in rows)
+
+
+def test_a_retry_after_a_failed_first_try_gives_what_a_clean_run_gives(
+    spark, spark_env, monkeypatch
+):
+    day = "2026-01-02"
+    (spark_env.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
+    lines = [HEADER, *GOOD, "7,b", "9,a,11.5,1.0"]  # two rows for quarantine
+    # First try: the day's files have not landed yet; a transient failure, so Airflow retries.
+    with pytest.raises(AirflowException) as first:
+        ingest_task(day).execute({})
+    assert not isinstance(first.value, AirflowFailException)
+    land(spark_env, lines, day=day)
+    ingest_task(day).execute({})  # the retry
+    retried = {z: zone_rows(spark, spark_env, z, day) for z in ("raw", "quarantine")}
+    # A clean run of the same files in a home of its own.
+    clean_home = spark_env.parent / "clean-home"
+    monkeypatch.setenv("RETRAIN_HOME", str(clean_home))
+    land(clean_home, lines, day=day)
+    ingest_task(day).execute({})
+    clean = {z: zone_rows(spark, clean_home, z, day) for z in ("raw", "quarantine")}
+    assert retried == clean
+    assert (len(retried["raw"]), len(retried["quarantine"])) == (4, 2)
