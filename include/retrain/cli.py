@@ -254,6 +254,12 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     os.execvpe("airflow", ["airflow", *args.args], os.environ | airflow_env())
 
 
+def cmd_init_airflow(args: argparse.Namespace) -> int:
+    """Migrate the Airflow database and create the Spark pool (compose's airflow-init)."""
+    ensure_airflow_db(os.environ | airflow_env())
+    return 0
+
+
 def cmd_serve_airflow(args: argparse.Namespace) -> int:
     """Run a local Airflow until Ctrl-C, printing where the UI is and how to log in."""
     import signal
@@ -364,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     flow = commands.add_parser("airflow", help="run an airflow command on the retrain home")
     flow.add_argument("args", nargs=argparse.REMAINDER)
     flow.set_defaults(func=cmd_airflow)
+    init = commands.add_parser("init-airflow", help="migrate Airflow's database, add the pool")
+    init.set_defaults(func=cmd_init_airflow)
     serve = commands.add_parser(
         "serve-airflow",
         help="API server/UI on 127.0.0.1, scheduler, DAG processor, triggerer; Ctrl-C stops all",

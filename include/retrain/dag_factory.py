@@ -33,6 +33,7 @@ from airflow.sdk.log import mask_secret
 
 from retrain import keys
 from retrain.alerts import RunNotifier
+from retrain.local_airflow import SPARK_POOL
 from retrain.paths import REPO_ROOT, home
 from retrain.runs import NO_RETRY_EXITS
 from retrain.spec import GATE_MODES, Spec
@@ -206,6 +207,7 @@ def _stage(spec: Spec, stage: str, env: dict[str, str], **kwargs: Any) -> SparkS
         name=f"retrain-{spec.name}-{stage}",
         conf=SPARK_CONF,
         env_vars=env,
+        pool=SPARK_POOL,
         **kwargs,
     )
 

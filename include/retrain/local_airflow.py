@@ -24,6 +24,7 @@ from typing import Any
 from retrain.paths import REPO_ROOT, home
 
 USER = "admin"
+SPARK_POOL = "retrain_spark"  # every stage takes a slot: RETRAIN_SPARK_SLOTS at once (1)
 COMPONENTS = ("scheduler", "dag_processor", "triggerer")
 
 
@@ -47,17 +48,23 @@ def airflow_env() -> dict[str, str]:
 
 
 def ensure_airflow_db(env: dict[str, str]) -> None:
-    """Create or upgrade the home's Airflow database, once per Airflow version."""
+    """Create or upgrade the Airflow database and its Spark pool, once per Airflow version."""
     import airflow
 
-    marker = Path(env["AIRFLOW_HOME"]) / f".migrated-{airflow.__version__}"
+    marker = Path(env["AIRFLOW_HOME"]) / f".ready-{airflow.__version__}"
     if marker.exists():
         return
     sys.stderr.write("Preparing the Airflow metadata database (first run only)...\n")
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True, env=env, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    slots = env.get("RETRAIN_SPARK_SLOTS", "1")
+    for command in (
+        ["db", "migrate"],
+        ["pools", "set", SPARK_POOL, slots, "Spark applications retrain runs at once"],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "airflow", *command],
+            check=True, env=env, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     marker.touch()
 
 
