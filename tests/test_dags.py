@@ -22,6 +22,7 @@ from retrain.dag_factory import (
     run_date_of,
     run_type_of,
 )
+from retrain.local_airflow import SPARK_POOL
 from retrain.paths import REPO_ROOT
 from retrain.spec import load_spec
 
@@ -46,6 +47,7 @@ def test_dags_have_retries_tags_and_one_run_at_a_time(dagbag):
         for task in dag.tasks:
             assert task.retries >= 1, task.task_id
             assert task.execution_timeout is not None
+            assert task.pool == SPARK_POOL
 
 
 def test_stages_are_spark_submits_in_pipeline_order(dagbag):
