@@ -57,6 +57,7 @@ def test_stages_are_spark_submits_in_pipeline_order(dagbag):
         assert isinstance(task, SparkSubmitOperator)
         assert task.application == str(REPO_ROOT / "jobs" / f"{task.task_id}.py")
         assert "{{ run_date_of(params, dag_run) }}" in task.application_args
+        assert "{{ run_type_of(dag_run) }}" in task.application_args
         assert (REPO_ROOT / "jobs" / f"{task.task_id}.py").exists()
 
 

@@ -199,7 +199,7 @@ def _stage(spec: Spec, stage: str, env: dict[str, str], **kwargs: Any) -> SparkS
             "--run-id",
             "{{ run_id }}",
             "--run-type",
-            "{{ dag_run.run_type }}",
+            "{{ run_type_of(dag_run) }}",
             "--overrides",
             "{{ overrides_of(params) }}",
         ],  # fmt: skip
