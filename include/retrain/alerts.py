@@ -66,13 +66,16 @@ def send(alert: dict[str, Any]) -> None:
 
 
 class RunNotifier(BaseNotifier):
-    """DAG-level callback: `on_failure_callback` and `on_success_callback` of a retrain DAG."""
+    """A retrain DAG's `on_failure_callback` (failed=True) or `on_success_callback`."""
 
     template_fields = ()
 
-    def __init__(self, dataset: str) -> None:
+    def __init__(self, dataset: str, failed: bool) -> None:
         super().__init__()
-        self.dataset = dataset
+        self.dataset, self.failed = dataset, failed
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Nothing to render (and under `dag.test` Airflow 3.3 has no template env to do it)."""
 
     def notify(self, context: Any) -> None:
         from retrain.dag_factory import run_date_of
@@ -80,7 +83,7 @@ class RunNotifier(BaseNotifier):
         dag_run = context["dag_run"]
         params = context.get("params") or dag_run.conf or {}
         run_date = date.fromisoformat(run_date_of(params, dag_run))
-        state = str(getattr(dag_run.state, "value", dag_run.state))
+        state = "failed" if self.failed else "success"
         alert = alert_for(dag_run.dag_id, dag_run.run_id, state, read_run(self.dataset, run_date))
         if alert:
             send(alert)

@@ -243,8 +243,8 @@ def build_dag(spec: Spec) -> DAG:
         user_defined_macros=MACROS,
         default_args=DEFAULT_ARGS,
         params=trigger_params(spec),
-        on_failure_callback=RunNotifier(spec.name),
-        on_success_callback=RunNotifier(spec.name),  # speaks only for a rejected candidate
+        on_failure_callback=RunNotifier(spec.name, failed=True),
+        on_success_callback=RunNotifier(spec.name, failed=False),  # only for a rejection
     ) as dag:
         env = _job_env()
         stages = [
