@@ -1,4 +1,5 @@
-"""Turns a dataset spec into its Airflow DAG: one SparkSubmitOperator per stage.
+"""Turns a dataset spec into its Airflow DAGs, one SparkSubmitOperator per stage: `retrain_<ds>`
+(ingest to publish, with its trigger Params and alerts) and `score_<ds>` (on the model Asset).
 
 Nothing here touches Spark, MLflow or a database at parse time. The run date is computed in
 one place (`run_date_of`), from the `run_date` Param, else the logical date, else — for a UI
