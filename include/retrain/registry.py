@@ -27,6 +27,8 @@ def configure() -> None:
     """Point MLflow at the configured server, or at the embedded store under the home."""
     import mlflow
 
+    # Downloads of model files (every verified load) print no progress bars into task logs.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     store = home() / "mlflow"
     store.mkdir(parents=True, exist_ok=True)
     embedded = f"sqlite:///{store / 'mlflow.db'}"
