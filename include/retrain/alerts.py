@@ -18,7 +18,7 @@ from typing import Any
 from airflow.sdk import BaseNotifier, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from retrain.runs import read_run
+from retrain.runs import data_docs, read_run
 
 log = logging.getLogger(__name__)
 CONNECTION_ID = "retrain_alerts"
@@ -31,14 +31,17 @@ def alert_for(dag_id: str, run_id: str, state: str, record: dict[str, Any]) -> d
     where = f"{dag_id} for {record.get('run_date', '?')} (run {run_id})"
     if state == "failed":
         stage = record.get("failed_stage")
-        validate = record.get("validate") or {}
-        docs = [validate.get("data_docs"), (validate.get("drift") or {}).get("data_docs")]
         kind = "validation_failed" if stage == "validate" else "failed"
         text = (
             f"{where} failed at {stage or 'an early stage'}: "
             f"{record.get('error') or 'see the task log'}"
         )
-        links = [d for d in docs if d] if kind == "validation_failed" else []
+        pages = data_docs(record)
+        links = (
+            [pages[s] for s in ("raw", "drift") if s in pages]
+            if kind == "validation_failed"
+            else []
+        )
     else:
         evaluation = record.get("evaluate") or {}
         if evaluation.get("decision") != "reject":

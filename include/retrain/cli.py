@@ -12,6 +12,7 @@ from typing import Any
 
 from retrain.local_airflow import airflow_env, ensure_airflow_db
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root
+from retrain.runs import data_docs
 from retrain.spec import Spec, SpecError, load_spec
 from retrain.validation import SUITES
 
@@ -101,21 +102,10 @@ def _run_summary(record: dict[str, Any]) -> dict[str, Any]:
         "rows_quarantined": (record.get("ingest") or {}).get("rows_quarantined"),
         "f1": (evaluation.get("candidate") or {}).get("weighted_f1"),
         "version": (record.get("publish") or {}).get("version"),
-        "data_docs": _data_docs(record),
+        "data_docs": data_docs(record),
         "report": evaluation.get("report"),
         "run_dir": str(home() / "runs" / record.get("dataset", "") / record.get("run_date", "")),
     }
-
-
-def _data_docs(record: dict[str, Any]) -> dict[str, str]:
-    """The run's Data Docs pages: raw suite, drift checks, features suite."""
-    validate = record.get("validate") or {}
-    pages = {
-        "raw": validate.get("data_docs"),
-        "drift": (validate.get("drift") or {}).get("data_docs"),
-        "features": ((record.get("preprocess") or {}).get("validation") or {}).get("data_docs"),
-    }
-    return {suite: page for suite, page in pages.items() if page}
 
 
 def status(dataset: str) -> dict[str, Any]:

@@ -47,3 +47,14 @@ def list_runs(dataset: str) -> list[dict[str, Any]]:
     folder = home() / "runs" / dataset
     paths = sorted(folder.glob(f"*/{RECORD_NAME}"), reverse=True)
     return [json.loads(p.read_text()) for p in paths]
+
+
+def data_docs(record: dict[str, Any]) -> dict[str, str]:
+    """The run's Data Docs pages: raw suite, drift checks, features suite."""
+    validate = record.get("validate") or {}
+    pages = {
+        "raw": validate.get("data_docs"),
+        "drift": (validate.get("drift") or {}).get("data_docs"),
+        "features": ((record.get("preprocess") or {}).get("validation") or {}).get("data_docs"),
+    }
+    return {suite: page for suite, page in pages.items() if page}
