@@ -23,16 +23,11 @@ import pytest
 
 from retrain.dag_factory import STAGES
 from retrain.local_airflow import USER, LocalAirflow
+from tests.helpers import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
 DAG, SCORE_DAG = "retrain_digits", "score_digits"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Api:
@@ -54,16 +49,6 @@ class Api:
                 return answer.status, json.load(answer)
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
-
-
-def wait_for(check, what: str, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(3)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

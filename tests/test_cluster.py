@@ -13,10 +13,8 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import date
@@ -26,6 +24,7 @@ import pyspark
 import pytest
 
 from retrain.dag_factory import STAGES
+from tests.helpers import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,27 +32,9 @@ DAY = date(2026, 3, 1)
 SPARK_CLASS = str(Path(sys.executable).parent / "spark-class")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def master_status(ui_port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=5) as response:
         return json.load(response)
-
-
-def wait_for(check, what: str, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cluster_conf(folder: Path, events: Path) -> Path:
@@ -99,7 +80,7 @@ def cluster(tmp_path_factory) -> Iterator[dict]:
     )  # fmt: skip
     processes = [master]
     try:
-        wait_for(lambda: master_status(ui)["status"] == "ALIVE", "the Spark master")
+        wait_for(lambda: master_status(ui)["status"] == "ALIVE", "the Spark master", 90)
         worker = subprocess.Popen(
             [SPARK_CLASS, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
              "--cores", "2", "--memory", "4g", "--webui-port", str(worker_ui),
@@ -110,6 +91,7 @@ def cluster(tmp_path_factory) -> Iterator[dict]:
         wait_for(
             lambda: [w["state"] for w in master_status(ui)["workers"]] == ["ALIVE"],
             "the worker to register",
+            90,
         )
         yield {"url": f"spark://127.0.0.1:{port}", "port": port, "ui": ui,
                "conf_dir": conf_dir, "events": events, "root": root}  # fmt: skip
