@@ -13,6 +13,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from retrain import registry
+from retrain.features import augment_training
 from retrain.job import RetrainError, RunContext, is_complete, main
 from retrain.model import ModelError, fit_pipeline, labels_of, loss_history
 
@@ -21,10 +22,11 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     spec, features = ctx.spec, ctx.paths.features(ctx.run_date)
     if not is_complete(spark, features):
         raise RetrainError(f"feature partition {features} is missing or incomplete")
-    train = spark.read.parquet(features).filter("split = 'train'").cache()
+    train = spark.read.parquet(features).filter("split = 'train'")
     rows = train.count()
     if rows == 0:
         raise RetrainError(f"no training rows in {features}")
+    train = augment_training(train, spec).cache()
     champion = None
     if spec.model.warm_start:
         registry.configure()
@@ -42,6 +44,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     (run_dir / "loss.json").write_text(json.dumps(losses))
     return {
         "train_rows": rows,
+        "augmented_rows": train.count() - rows,
         "layers": model.stages[-2].getLayers(),
         "labels": labels_of(model),
         "iterations": len(losses),

@@ -45,7 +45,26 @@ def test_defaults_fill_optional_sections():
         ({"model": {"hidden_layers": 5}}, "key 'model.hidden_layers' must be a list"),
         ({"model": {"max_itr": 5}}, "unknown key 'model.max_itr'"),
         ({"window_days": True}, "key 'window_days' must be int"),
-        ({"feature_columns": ["x", "label"]}, "names 'label', which is not a numeric column"),
+        ({"feature_columns": ["x", "label"]}, "names the label 'label'"),
+        ({"feature_columns": ["x", "z"]}, "names 'z', which is not a column"),
+        (
+            {"schema": {"id": "long", "label": "string", "x": "string", "y": "double"}},
+            "key 'feature_types.x' is needed: 'x' is a string column, so say categorical or text "
+            "or vector",
+        ),
+        ({"feature_types": {"x": "numerical"}}, "key 'feature_types.x' must be one of numeric,"),
+        ({"feature_types": {"x": "text"}}, "key 'feature_types.x' cannot be text: a text feature"),
+        (
+            {"feature_types": {"id": "numeric"}},
+            "key 'feature_types.id' is not in 'feature_columns'",
+        ),
+        ({"text": {"weighting": "bm25"}}, "key 'text.weighting' must be one of tfidf, counts"),
+        ({"text": {"ngrams": 9}}, "key 'text.ngrams' must be between 1 and 5"),
+        ({"text": {"token_pattern": "[a-"}}, "key 'text.token_pattern' is not a valid regex"),
+        (
+            {"augment": {"column": "x", "image_shape": [2, 2]}},
+            "key 'augment.column' must be a vec",
+        ),
         ({"label_column": "target"}, "key 'label_column' is not a column"),
         ({"schema": {"id": "long", "label": "text"}}, "key 'schema.label' has unknown type"),
         ({"split": {"train": 0.9, "validation": 0.1, "test": 0.1}}, "add up to 1"),
@@ -97,7 +116,7 @@ def test_fingerprint_ignores_file_location():
 def test_extra_spec_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(minimal()))
     monkeypatch.setenv("RETRAIN_DATASETS_PATH", str(tmp_path))
-    assert set(load_all_specs()) == {"digits", "toy"}
+    assert set(load_all_specs()) == {"digits", "penguins", "support_tickets", "toy"}
     assert load_spec("toy").file == str(tmp_path / "toy.yaml")
     with pytest.raises(SpecError, match="no dataset spec named 'nope'"):
         load_spec("nope")

@@ -1,10 +1,11 @@
 """Drift and volume: how far a day moved from the days the model is trained on.
 
 One Spark pass computes the day's row count against the window's daily median and the
-population stability index (PSI) of the label and of every feature, binned on the window's
-quantiles (nulls are a bin of their own, so a column going missing is drift too). The numbers
-are then checked by a suite generated from the spec's thresholds, so they land in the Data Docs
-beside the raw suite and follow the same critical/warning rules.
+population stability index (PSI) of the label and of every feature: numbers binned on the
+window's quantiles, text by its length, a vector by its mean value, the label and categorical
+features by value (nulls are a bin of their own, so a column going missing is drift too). The
+numbers are then checked by a suite generated from the spec's thresholds, so they land in the
+Data Docs beside the raw suite and follow the same critical/warning rules.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from retrain.features import typed_feature
 from retrain.spec import Spec, quote
 from retrain.validation import CRITICAL, WARNING
 
@@ -49,28 +51,49 @@ def _bin_counters(feature: str, edges: list[float]) -> list[tuple[str, F.Column]
 
 
 def bin_counts(
-    current: DataFrame, reference: DataFrame, spec: Spec, edges: dict[str, list[float]]
+    current: DataFrame, reference: DataFrame, edges: dict[str, list[float]], by_value: list[str]
 ) -> dict[tuple[str, str], dict[str, int]]:
-    """{(side, column): {bin: rows}} for the label and every feature.
+    """{(side, column): {bin: rows}} for the binned columns and the columns counted by value.
 
-    Per side, one aggregate counts every feature's bins (no shuffle of a row per feature value)
-    and one small group-by counts the label's classes.
+    Per side, one aggregate counts every binned column's bins (no shuffle of a row per value)
+    and one small group-by per column counts its values.
     """
-    label = spec.label_column
     counters = {f: _bin_counters(f, edges[f]) for f in edges}
     aliases = {
         (f, b): f"c{i}_{j}" for i, f in enumerate(edges) for j, (b, _) in enumerate(counters[f])
     }
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for side, frame in (("current", current), ("reference", reference)):
-        row = frame.agg(
-            *[counter.alias(aliases[f, b]) for f in edges for b, counter in counters[f]]
-        ).first()
-        for (feature, bin_name), alias in aliases.items():
-            counts.setdefault((side, feature), {})[bin_name] = row[alias]
-        classes = frame.groupBy(F.coalesce(F.col(quote(label)).cast("string"), F.lit(MISSING_BIN)))
-        counts[side, label] = {r[0]: r[1] for r in classes.count().collect()}
+        if aliases:
+            row = frame.agg(
+                *[counter.alias(aliases[f, b]) for f in edges for b, counter in counters[f]]
+            ).first()
+            for (feature, bin_name), alias in aliases.items():
+                counts.setdefault((side, feature), {})[bin_name] = row[alias]
+        for column in by_value:
+            values = frame.groupBy(
+                F.coalesce(F.col(quote(column)).cast("string"), F.lit(MISSING_BIN))
+            )
+            counts[side, column] = {r[0]: r[1] for r in values.count().collect()}
     return counts
+
+
+def drift_columns(frame: DataFrame, spec: Spec) -> DataFrame:
+    """The label and one drift-measurable column per feature, under the feature's name."""
+    columns = [F.col(quote(spec.label_column))]
+    for feature in spec.feature_columns:
+        kind = spec.feature_type(feature)
+        if kind == "text":
+            value = F.length(F.col(quote(feature)))
+        elif kind == "vector":
+            typed = typed_feature(spec, feature)
+            value = F.expr(
+                f"aggregate({typed}, 0D, (a, x) -> a + coalesce(x, 0D)) / size({typed})"
+            )
+        else:
+            value = F.col(quote(feature))
+        columns.append(value.alias(feature))
+    return frame.select(*columns)
 
 
 def psi(current: dict[str, int], reference: dict[str, int]) -> float:
@@ -100,10 +123,12 @@ def drift_stats(
     if min(rows, sum(reference_rows)) < spec.drift.min_rows:
         stats["psi_skipped"] = f"fewer than drift.min_rows={spec.drift.min_rows} rows on a side"
         return stats
-    features = [f for f in spec.feature_columns if f != spec.label_column]
-    edges = bin_edges(reference, features, spec.drift.bins)
-    counts = bin_counts(current, reference, spec, edges)
-    for column in [spec.label_column, *features]:
+    by_value = [spec.label_column, *spec.features_of("categorical")]
+    binned = [f for f in spec.feature_columns if f not in by_value]
+    current, reference = drift_columns(current, spec), drift_columns(reference, spec)
+    edges = bin_edges(reference, binned, spec.drift.bins) if binned else {}
+    counts = bin_counts(current, reference, edges, by_value)
+    for column in [spec.label_column, *spec.feature_columns]:
         value = psi(counts.get(("current", column), {}), counts.get(("reference", column), {}))
         stats["psi"][column] = round(value, 4)
     return stats

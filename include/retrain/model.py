@@ -1,23 +1,33 @@
 """The model: one Spark PipelineModel from label index to label name.
 
-Preprocessing (imputation, scaling) and the network are fitted and saved together, so scoring
-applies exactly the training transforms, and the label mapping (index -> class name) travels
-inside the model.
+Each feature type becomes stages of the pipeline (see the README, "Feature types"): numeric and
+vector values are imputed and standardised, categories indexed and one-hot encoded (an unseen
+or missing category gets a slot of its own), text tokenized into words and n-grams and counted
+(TF-IDF by default). The transforms and the network are saved together, so scoring applies
+exactly the training transforms, and the label mapping (index -> class name) travels inside.
 """
 
 from __future__ import annotations
 
-from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml import Pipeline, PipelineModel, Transformer
 from pyspark.ml.classification import MultilayerPerceptronClassifier
 from pyspark.ml.feature import (
+    IDF,
+    CountVectorizer,
     Imputer,
     IndexToString,
+    NGram,
+    Normalizer,
+    OneHotEncoder,
+    RegexTokenizer,
     SQLTransformer,
     StandardScaler,
+    StopWordsRemover,
     StringIndexer,
     VectorAssembler,
 )
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from retrain.spec import Spec, quote
 
@@ -28,6 +38,107 @@ class ModelError(ValueError):
 
 LABEL_INDEX = "label_index"
 PREDICTED_LABEL = "predicted_label"
+FEATURES = "features"
+
+
+def vector_length(train: DataFrame, column: str) -> int:
+    """A vector feature's length: its longest array in the training rows."""
+    longest = train.agg(F.max(F.size(F.col(quote(column))))).first()[0]
+    if not longest or longest < 1:
+        raise ModelError(f"vector feature {column!r} has no values in the training rows")
+    return longest
+
+
+def _text_stages(spec: Spec, source: str, out: str) -> list:
+    """Tokens -> (stop words out) -> n-grams -> term counts -> (IDF) -> unit length."""
+    text = spec.text
+    stages: list = [
+        RegexTokenizer(
+            inputCol=source,
+            outputCol=f"{out}_tokens",
+            pattern=text.token_pattern,
+            minTokenLength=text.min_token_length,
+        )
+    ]
+    words = f"{out}_tokens"
+    if text.stop_words == "english":
+        stages.append(StopWordsRemover(inputCol=words, outputCol=f"{out}_words"))
+        words = f"{out}_words"
+    grams = [words]
+    for n in range(2, text.ngrams + 1):
+        stages.append(NGram(n=n, inputCol=words, outputCol=f"{out}_{n}grams"))
+        grams.append(f"{out}_{n}grams")
+    counted = f"{out}_counts"
+    stages += [
+        SQLTransformer(
+            statement=f"SELECT *, concat({', '.join(grams)}) AS {out}_terms FROM __THIS__"
+        ),
+        CountVectorizer(
+            inputCol=f"{out}_terms",
+            outputCol=counted,
+            vocabSize=text.vocabulary_size,
+            minDF=float(text.min_doc_freq),
+        ),
+    ]
+    if text.weighting == "tfidf":
+        stages.append(IDF(inputCol=counted, outputCol=f"{out}_tfidf"))
+        counted = f"{out}_tfidf"
+    stages.append(Normalizer(inputCol=counted, outputCol=out, p=2.0))
+    return stages
+
+
+def feature_stages(train: DataFrame, spec: Spec) -> list:
+    """The unfitted stages from the spec's feature columns to one `features` vector.
+
+    ML stages parse column names, so every spec column gets a plain alias first.
+    """
+    aliases, numbers, parts, stages = [], [], [], []
+    for i, column in enumerate(spec.feature_columns):
+        kind, name = spec.feature_type(column), quote(column)
+        if kind == "numeric":
+            aliases.append(f"{name} AS _num_{i}")
+            numbers.append(f"_num_{i}")
+        elif kind == "vector":
+            # One number per position; a shorter array's missing positions are imputed.
+            for k in range(vector_length(train, column)):
+                aliases.append(f"try_element_at({name}, {k + 1}) AS _vec_{i}_{k}")
+                numbers.append(f"_vec_{i}_{k}")
+        elif kind == "categorical":
+            aliases.append(f"{name} AS _cat_{i}")
+            stages += [
+                StringIndexer(
+                    inputCol=f"_cat_{i}", outputCol=f"_cat_{i}_index", handleInvalid="keep"
+                ),
+                OneHotEncoder(
+                    inputCol=f"_cat_{i}_index", outputCol=f"_cat_{i}_onehot", dropLast=False
+                ),
+            ]
+            parts.append(f"_cat_{i}_onehot")
+        else:  # text
+            aliases.append(f"coalesce({name}, '') AS _text_{i}")
+            stages += _text_stages(spec, f"_text_{i}", f"_text_{i}_vector")
+            parts.append(f"_text_{i}_vector")
+    if numbers:
+        imputed = [f"{n}__imputed" for n in numbers]
+        stages += [
+            Imputer(inputCols=numbers, outputCols=imputed, strategy="mean"),
+            VectorAssembler(inputCols=imputed, outputCol="_numbers_raw"),
+            StandardScaler(inputCol="_numbers_raw", outputCol="_numbers", withMean=True),
+        ]
+        parts.insert(0, "_numbers")
+    select = SQLTransformer(statement=f"SELECT *, {', '.join(aliases)} FROM __THIS__")
+    return [select, *stages, VectorAssembler(inputCols=parts, outputCol=FEATURES)]
+
+
+def input_layout(stages: list[Transformer]) -> list[list[str]]:
+    """The fitted vocabularies and category lists: equal layouts give equal input positions."""
+    layout = []
+    for stage in stages:
+        if hasattr(stage, "vocabulary"):
+            layout.append(list(stage.vocabulary))
+        elif hasattr(stage, "labels"):
+            layout.append(list(stage.labels))
+    return layout
 
 
 def fit_pipeline(
@@ -35,50 +146,47 @@ def fit_pipeline(
 ) -> tuple[PipelineModel, bool]:
     """Fit the whole pipeline on the training rows with the spec's model settings.
 
-    With `warm_from` (the champion) of the same layers and classes, the network starts from its
-    weights instead of random ones. Returns the model and whether it was warm-started.
+    The transforms are fitted first and their output cached for the network's many passes.
+    With `warm_from` (the champion) of the same classes, layers and input layout, the network
+    starts from its weights instead of random ones. Returns the model and whether it was
+    warm-started.
     """
-    indexer = StringIndexer(
+    label_indexer = StringIndexer(
         inputCol=spec.label_column, outputCol=LABEL_INDEX, stringOrderType="alphabetAsc"
-    ).fit(train)
-    labels = indexer.labels
+    )
+    prepare = Pipeline(stages=[label_indexer, *feature_stages(train, spec)]).fit(train)
+    labels = list(prepare.stages[0].labels)
     if len(labels) < 2:
         raise ModelError(f"training rows of {spec.name} hold {len(labels)} class(es); need 2+")
-    # ML stages parse column names, so spec names with dots or backticks get plain aliases.
-    aliases = [f"_feature_{i}" for i in range(len(spec.feature_columns))]
-    select = ", ".join(
-        f"{quote(c)} AS {a}" for c, a in zip(spec.feature_columns, aliases, strict=True)
-    )
-    imputed = [f"{a}__imputed" for a in aliases]
-    model = spec.model
-    layers = [len(aliases), *model.hidden_layers, len(labels)]
-    network = MultilayerPerceptronClassifier(
-        labelCol=LABEL_INDEX,
-        layers=layers,
-        solver=model.solver,
-        maxIter=model.max_iter,
-        stepSize=model.step_size,
-        tol=model.tol,
-        blockSize=model.block_size,
-        seed=model.seed,
-    )
-    warm = (
-        warm_from is not None
-        and labels_of(warm_from) == labels
-        and list(warm_from.stages[-2].getLayers()) == layers
-    )
-    if warm:
-        network.setInitialWeights(warm_from.stages[-2].weights)
-    stages = [
-        indexer,
-        SQLTransformer(statement=f"SELECT *, {select} FROM __THIS__"),
-        Imputer(inputCols=aliases, outputCols=imputed, strategy="mean"),
-        VectorAssembler(inputCols=imputed, outputCol="raw_features"),
-        StandardScaler(inputCol="raw_features", outputCol="features", withMean=True),
-        network,
-        IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=labels),
-    ]
-    return Pipeline(stages=stages).fit(train), warm
+    prepared = prepare.transform(train).select(LABEL_INDEX, FEATURES).cache()
+    try:
+        inputs = prepared.first()[FEATURES].size
+        model = spec.model
+        layers = [inputs, *model.hidden_layers, len(labels)]
+        network = MultilayerPerceptronClassifier(
+            labelCol=LABEL_INDEX,
+            featuresCol=FEATURES,
+            layers=layers,
+            solver=model.solver,
+            maxIter=model.max_iter,
+            stepSize=model.step_size,
+            tol=model.tol,
+            blockSize=model.block_size,
+            seed=model.seed,
+        )
+        warm = (
+            warm_from is not None
+            and labels_of(warm_from) == labels
+            and list(warm_from.stages[-2].getLayers()) == layers
+            and input_layout(warm_from.stages[1:-2]) == input_layout(prepare.stages[1:])
+        )
+        if warm:
+            network.setInitialWeights(warm_from.stages[-2].weights)
+        fitted = network.fit(prepared)
+    finally:
+        prepared.unpersist()
+    to_names = IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=labels)
+    return PipelineModel([*prepare.stages, fitted, to_names]), warm
 
 
 def loss_history(model: PipelineModel) -> list[float]:

@@ -27,6 +27,17 @@ SOLVERS = ("l-bfgs", "gd")
 GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy", "positive_f1")
 GATE_MODES = ("enforce", "dry_run", "off")
 PROTECTIONS = ("pseudonymize", "encrypt", "drop")
+FEATURE_TYPES = ("numeric", "categorical", "text", "vector")
+# Schema types each feature type can be read from. A vector is text holding numbers separated
+# by spaces, commas or semicolons ("0 3 16 ..."; "[0.0, 3.0]" from JSON or Parquet arrays too).
+FEATURE_SOURCES = {
+    "numeric": NUMERIC_TYPES,
+    "categorical": ("string", "int", "long", "boolean"),
+    "text": ("string",),
+    "vector": ("string",),
+}
+STOP_WORDS = ("english", "none")
+WEIGHTINGS = ("tfidf", "counts")
 # What defines the dataset, where its model goes and how its personal data is protected cannot
 # vary per run: a trigger Param must not switch protection off or publish elsewhere.
 FIXED_KEYS = ("name", "schema", "source", "sensitive", "registered_model_name")
@@ -77,6 +88,34 @@ class Model:
 
 
 @dataclass(frozen=True)
+class Text:
+    """How every `text` feature becomes numbers: tokens, n-grams, then counts or TF-IDF."""
+
+    token_pattern: str = r"[^\p{L}\p{N}']+"  # Java regex of what separates tokens
+    min_token_length: int = 1
+    stop_words: str = "english"  # english (Spark's list) | none
+    ngrams: int = 2  # 1: words; 2: words and word pairs; 3: also triples
+    vocabulary_size: int = 2000  # the most frequent terms of the training rows
+    min_doc_freq: int = 2  # a term in fewer training rows is not in the vocabulary
+    weighting: str = "tfidf"  # tfidf | counts; each row's vector is then scaled to length 1
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Shifted, noisy copies of the training rows' images (a vector feature); off by default.
+
+    Only the training split is enlarged: validation and test rows stay as they came.
+    """
+
+    column: str = ""  # the vector feature holding the image; empty: no augmentation
+    image_shape: tuple[int, ...] = ()  # (height, width), row-major
+    copies: int = 1  # extra copies per training row
+    max_shift: int = 1  # each copy moves by up to this many pixels in x and y (filled with 0)
+    noise: float = 0.0  # plus uniform noise in [-noise, noise] on every value
+    seed: int = 42
+
+
+@dataclass(frozen=True)
 class Gate:
     """When a candidate may replace the champion (see the README, "The gate")."""
 
@@ -121,6 +160,10 @@ class Spec:
     label_column: str
     feature_columns: tuple[str, ...]
     registered_model_name: str
+    # column -> numeric | categorical | text | vector; numeric columns default to numeric
+    feature_types: dict[str, str] = field(default_factory=dict)
+    text: Text = field(default_factory=Text)
+    augment: Augment = field(default_factory=Augment)
     source: Source = field(default_factory=Source)
     description: str = ""
     schedule: str = "0 0 * * *"
@@ -143,6 +186,14 @@ class Spec:
     def stored_columns(self) -> list[str]:
         """The schema's columns that are kept in the lake (dropped sensitive ones are not)."""
         return [c for c in self.schema if self.sensitive.get(c) != "drop"]
+
+    def feature_type(self, column: str) -> str:
+        default = "numeric" if self.schema.get(column) in NUMERIC_TYPES else ""
+        return self.feature_types.get(column, default)
+
+    def features_of(self, kind: str) -> list[str]:
+        """The feature columns of one feature type, in spec order."""
+        return [c for c in self.feature_columns if self.feature_type(c) == kind]
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -236,12 +287,56 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
         (not spec.feature_columns, "feature_columns", "must list at least one column"),
         *[
             (
-                spec.schema.get(column) not in NUMERIC_TYPES,
+                column not in spec.schema,
                 "feature_columns",
-                f"names {column!r}, which is not a numeric column in 'schema'",
+                f"names {column!r}, which is not a column in 'schema'",
             )
             for column in spec.feature_columns
         ],
+        (
+            spec.label_column in spec.feature_columns,
+            "feature_columns",
+            f"names the label {spec.label_column!r}: a model cannot learn from its answer",
+        ),
+        *[
+            (
+                column in spec.schema and not spec.feature_type(column),
+                f"feature_types.{column}",
+                f"is needed: {column!r} is a {spec.schema.get(column)} column, so say "
+                f"{' or '.join(_types_for(spec.schema.get(column, '')))}",
+            )
+            for column in spec.feature_columns
+        ],
+        *[
+            (broken, f"feature_types.{column}", why)
+            for column, kind in spec.feature_types.items()
+            for broken, why in (
+                (kind not in FEATURE_TYPES, f"must be one of {', '.join(FEATURE_TYPES)}"),
+                (column not in spec.feature_columns, "is not in 'feature_columns'"),
+                (
+                    kind in FEATURE_TYPES
+                    and spec.schema.get(column, "string") not in FEATURE_SOURCES[kind],
+                    f"cannot be {kind}: a {kind} feature needs a "
+                    f"{' or '.join(FEATURE_SOURCES.get(kind, ()))} column",
+                ),
+            )
+        ],
+        (
+            spec.text.stop_words not in STOP_WORDS,
+            "text.stop_words",
+            f"must be one of {', '.join(STOP_WORDS)}",
+        ),
+        (
+            spec.text.weighting not in WEIGHTINGS,
+            "text.weighting",
+            f"must be one of {', '.join(WEIGHTINGS)}",
+        ),
+        (not 1 <= spec.text.ngrams <= 5, "text.ngrams", "must be between 1 and 5"),
+        (spec.text.vocabulary_size < 1, "text.vocabulary_size", "must be at least 1"),
+        (spec.text.min_doc_freq < 1, "text.min_doc_freq", "must be at least 1"),
+        (spec.text.min_token_length < 1, "text.min_token_length", "must be at least 1"),
+        (not _is_regex(spec.text.token_pattern), "text.token_pattern", "is not a valid regex"),
+        *_augment_problems(spec),
         (
             spec.source.format not in SOURCE_FORMATS,
             "source.format",
@@ -316,6 +411,41 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
         ),
     ]
     return [(key, why) for broken, key, why in rules if broken]
+
+
+def _types_for(column_type: str) -> list[str]:
+    """The feature types a schema type can be read as."""
+    return [t for t in FEATURE_TYPES if column_type in FEATURE_SOURCES[t]]
+
+
+def _is_regex(pattern: str) -> bool:
+    try:
+        re.compile(pattern.replace(r"\p{L}", "a").replace(r"\p{N}", "0"))
+    except re.error:
+        return False
+    return bool(pattern)
+
+
+def _augment_problems(spec: Spec) -> list[tuple[bool, str, str]]:
+    augment = spec.augment
+    if not augment.column:
+        return []
+    shape = augment.image_shape
+    return [
+        (
+            spec.feature_type(augment.column) != "vector",
+            "augment.column",
+            f"must be a vector feature (feature_types.{augment.column}: vector)",
+        ),
+        (
+            len(shape) != 2 or min(shape) < 1,
+            "augment.image_shape",
+            "must be [height, width] of the image in the vector",
+        ),
+        (augment.copies < 1, "augment.copies", "must be at least 1"),
+        (augment.max_shift < 0, "augment.max_shift", "must be 0 or more"),
+        (augment.noise < 0, "augment.noise", "must be 0 or more"),
+    ]
 
 
 def parse_spec(data: Any, file: str) -> Spec:
