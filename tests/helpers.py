@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import date
@@ -116,3 +118,16 @@ def wait_for(check, what: str, seconds: float, every: float = 2) -> Any:  # noqa
             pass
         time.sleep(every)
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def retrain_cli(env: dict[str, str], *args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    """Run `retrain ARGS` as a user would, in `env`; its exit code must be `expect`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "retrain.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == expect, done.stdout[-4000:] + done.stderr[-4000:]
+    return done

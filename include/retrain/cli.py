@@ -13,10 +13,8 @@ from typing import Any
 from retrain.local_airflow import airflow_env, ensure_airflow_db
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root
 from retrain.runs import data_docs
-from retrain.spec import Spec, SpecError, load_spec
+from retrain.spec import Spec, SpecError, load_spec, load_spec_file
 from retrain.validation import SUITES
-
-DEMO_DAYS = 2  # `make run` processes the two most recent dates
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -30,16 +28,25 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from retrain.demo import write_digits_landing
+    from retrain.demo import DEMOS
 
-    spec = load_spec("digits")
-    landing = Path(DatasetPaths.for_spec(spec).landing)
-    malformed = write_digits_landing(landing, args.end, args.days)
-    first, last = min(malformed), max(malformed)
-    print(
-        f"Wrote {len(malformed)} daily partitions of digits ({first} .. {last}) to {landing}; "
-        f"malformed rows: {sum(malformed.values())}"
-    )
+    unknown = sorted(set(args.datasets) - set(DEMOS))
+    if unknown:
+        raise SpecError(f"no demo named {unknown[0]!r} (demos: {', '.join(DEMOS)})")
+    for name in args.datasets or ["digits"]:
+        write, default_days = DEMOS[name]
+        landing = Path(DatasetPaths.for_spec(load_spec(name)).landing)
+        written = write(landing, args.end, args.days or default_days)
+        first, last = min(written), max(written)
+        extra = (
+            f"; malformed rows: {sum(written.values())}"
+            if name == "digits"
+            else f"; {sum(written.values())} rows"
+        )
+        print(
+            f"Wrote {len(written)} daily partitions of {name} ({first} .. {last}) "
+            f"to {landing}{extra}"
+        )
     return 0
 
 
@@ -210,6 +217,56 @@ def cmd_suggest_suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_dataset(args: argparse.Namespace) -> int:
+    import yaml
+
+    from retrain.job import spark_session
+    from retrain.profile import suggest_suites_from
+    from retrain.scaffold import read_sample, scaffold_spec, spec_yaml
+    from retrain.spec import load_all_specs, parse_spec
+
+    folder = args.output or REPO_ROOT / "include" / "datasets"
+    spec_file = folder / f"{args.name}.yaml"
+    known = load_all_specs()
+    if args.name in known and not args.force:
+        raise SpecError(f"dataset {args.name!r} already exists: {known[args.name].file}")
+    if spec_file.exists() and not args.force:
+        raise SpecError(f"{spec_file} already exists; pass --force to replace it")
+    sample = args.sample.resolve()
+    spark = spark_session(f"retrain-{args.name}-new-dataset")
+    try:
+        source, frame = read_sample(spark, sample)
+        data, why = scaffold_spec(
+            args.name, sample, frame, source=source, label=args.label, id_column=args.id
+        )
+        spec = parse_spec(data, str(spec_file))
+        suites = suggest_suites_from(spark, spec, str(sample), [str(sample)], date.today())
+    finally:
+        spark.stop()
+    text = spec_yaml(data, why)
+    assert yaml.safe_load(text) == data  # the comments must not change what the spec says
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(text)
+    suite_folder = _suite_folder(load_spec_file(spec_file))
+    suite_folder.mkdir(parents=True, exist_ok=True)
+    for name, suite in suites.items():
+        (suite_folder / f"{name}.json").write_text(json.dumps(suite, indent=2) + "\n")
+    print(f"wrote {spec_file}")
+    for column, reason in why.items():
+        print(f"  {column}: {reason}")
+    for name, suite in suites.items():
+        print(f"wrote {suite_folder / f'{name}.json'} ({len(suite['expectations'])} expectations)")
+    landing = Path(lake_root()) / spec.landing_path
+    extra = (
+        f"RETRAIN_DATASETS_PATH={folder} " if folder != REPO_ROOT / "include" / "datasets" else ""
+    )
+    print(
+        'Review the spec and the suites (README, "Add your dataset"), then land daily files in '
+        f"{landing}/ds=YYYY-MM-DD/ and run: {extra}retrain run {args.name} --latest 1"
+    )
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check registered versions against their signed manifests; 1 if any is refused."""
     from mlflow import MlflowClient
@@ -310,14 +367,20 @@ def _date(value: str) -> date:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retrain", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo-data", help="write the digits demo feed into the lake")
+    demo = commands.add_parser("demo-data", help="write demo feeds into the lake")
+    demo.add_argument(
+        "datasets",
+        nargs="*",
+        metavar="DATASET",
+        help="digits (default), support_tickets, penguins",
+    )
     demo.add_argument(
         "--end",
         type=_date,
         default=datetime.now(UTC).date() - timedelta(days=1),
         help="last date to write (default: yesterday, UTC)",
     )
-    demo.add_argument("--days", type=int, default=DEMO_DAYS)
+    demo.add_argument("--days", type=int, help="daily partitions (default: 2, penguins 1)")
     demo.set_defaults(func=cmd_demo_data)
     run = commands.add_parser("run", help="run a dataset's DAG for one date (Airflow dag.test)")
     run.add_argument("dataset")
@@ -351,6 +414,20 @@ def main(argv: list[str] | None = None) -> int:
     suggest.add_argument("--output", type=Path, help="folder to write raw.json and features.json")
     suggest.add_argument("--force", action="store_true", help="replace existing suites")
     suggest.set_defaults(func=cmd_suggest_suite)
+    new = commands.add_parser(
+        "new-dataset", help="scaffold a spec and starting suites from a sample file"
+    )
+    new.add_argument("name")
+    new.add_argument(
+        "--from", dest="sample", type=Path, required=True, help="CSV, JSON or Parquet"
+    )
+    new.add_argument("--label", help="the label column (default: guessed)")
+    new.add_argument("--id", help="the id column (default: guessed)")
+    new.add_argument(
+        "--output", type=Path, help="spec folder (default: the project's include/datasets)"
+    )
+    new.add_argument("--force", action="store_true", help="replace an existing spec and suites")
+    new.set_defaults(func=cmd_new_dataset)
     check = commands.add_parser(
         "verify", help="check published models against their signed manifests"
     )

@@ -180,10 +180,17 @@ def suggest_suites(spark: SparkSession, spec: Spec, run_date: date) -> dict[str,
     files = data_files(spark, source) if exists(spark, source) else []
     if not files:
         raise RetrainError(f"no landing data for {spec.name} on {run_date}: {source}")
+    return suggest_suites_from(spark, spec, source, files, run_date)
+
+
+def suggest_suites_from(
+    spark: SparkSession, spec: Spec, source: str, files: list[str], day: date
+) -> dict[str, dict[str, Any]]:
+    """Starting suites from the usable rows of `files`, read as ingest reads a partition."""
     rows = check_rows(read_landing(spark, spec, source, files), spec, {"expectations": []})
     usable = rows.where(F.col(PROBLEM).isNull()).select(*[quote(c) for c in spec.stored_columns])
     usable = usable.cache()
-    features = build_features(spark, usable.withColumn("ds", F.lit(run_date.isoformat())), spec)
+    features = build_features(spark, usable.withColumn("ds", F.lit(day.isoformat())), spec)
     try:
         return {
             "raw": suggest_suite(usable, spec, "raw", source),
