@@ -4,7 +4,7 @@
 FROM python:3.11.7-slim-bookworm
 
 RUN apt-get update \
-    && apt-get install --yes --no-install-recommends openjdk-17-jre-headless procps tini \
+    && apt-get install --yes --no-install-recommends openjdk-17-jre-headless libopenblas0-pthread procps tini \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/retrain

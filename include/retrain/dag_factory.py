@@ -45,6 +45,9 @@ SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.adaptive.enabled": "true",
+    # Native BLAS (OpenBLAS through dev.ludovic.netlib) runs one thread per task: Spark already
+    # runs a task per core. Without a system libblas, netlib falls back to Java's vector API.
+    "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
 }
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -132,6 +135,7 @@ def _job_env() -> dict[str, str]:
         "RETRAIN_PROJECT_DIR": str(REPO_ROOT),
         "RETRAIN_HOME": str(home()),
         "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+        "OPENBLAS_NUM_THREADS": "1",  # the driver's tasks in local mode (see SPARK_CONF)
     }
 
 

@@ -141,52 +141,73 @@ def input_layout(stages: list[Transformer]) -> list[list[str]]:
     return layout
 
 
+def prepare(train: DataFrame, spec: Spec) -> tuple[PipelineModel, DataFrame]:
+    """Fit the label index and the feature transforms; return them and the training input they
+    make (label index, feature vector), cached with a partition per core for the network's
+    many passes. The caller unpersists it."""
+    label_indexer = StringIndexer(
+        inputCol=spec.label_column, outputCol=LABEL_INDEX, stringOrderType="alphabetAsc"
+    )
+    transforms = Pipeline(stages=[label_indexer, *feature_stages(train, spec)]).fit(train)
+    labels = transforms.stages[0].labels
+    if len(labels) < 2:
+        raise ModelError(f"training rows of {spec.name} hold {len(labels)} class(es); need 2+")
+    prepared = transforms.transform(train).select(LABEL_INDEX, FEATURES)
+    # Every core works on each pass only if the input has a partition per core.
+    cores = train.sparkSession.sparkContext.defaultParallelism
+    if prepared.rdd.getNumPartitions() < cores:
+        prepared = prepared.repartition(cores)
+    return transforms, prepared.cache()
+
+
+def network_for(spec: Spec, layers: list[int]) -> MultilayerPerceptronClassifier:
+    model = spec.model
+    return MultilayerPerceptronClassifier(
+        labelCol=LABEL_INDEX,
+        featuresCol=FEATURES,
+        layers=layers,
+        solver=model.solver,
+        maxIter=model.max_iter,
+        stepSize=model.step_size,
+        tol=model.tol,
+        blockSize=model.block_size,
+        seed=model.seed,
+    )
+
+
+def assemble(transforms: PipelineModel, network: Transformer) -> PipelineModel:
+    """The saved model: transforms, network, and the index -> class name mapping."""
+    labels = list(transforms.stages[0].labels)
+    to_names = IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=labels)
+    return PipelineModel([*transforms.stages, network, to_names])
+
+
 def fit_pipeline(
     train: DataFrame, spec: Spec, warm_from: PipelineModel | None = None
 ) -> tuple[PipelineModel, bool]:
     """Fit the whole pipeline on the training rows with the spec's model settings.
 
-    The transforms are fitted first and their output cached for the network's many passes.
     With `warm_from` (the champion) of the same classes, layers and input layout, the network
     starts from its weights instead of random ones. Returns the model and whether it was
     warm-started.
     """
-    label_indexer = StringIndexer(
-        inputCol=spec.label_column, outputCol=LABEL_INDEX, stringOrderType="alphabetAsc"
-    )
-    prepare = Pipeline(stages=[label_indexer, *feature_stages(train, spec)]).fit(train)
-    labels = list(prepare.stages[0].labels)
-    if len(labels) < 2:
-        raise ModelError(f"training rows of {spec.name} hold {len(labels)} class(es); need 2+")
-    prepared = prepare.transform(train).select(LABEL_INDEX, FEATURES).cache()
+    transforms, prepared = prepare(train, spec)
     try:
-        inputs = prepared.first()[FEATURES].size
-        model = spec.model
-        layers = [inputs, *model.hidden_layers, len(labels)]
-        network = MultilayerPerceptronClassifier(
-            labelCol=LABEL_INDEX,
-            featuresCol=FEATURES,
-            layers=layers,
-            solver=model.solver,
-            maxIter=model.max_iter,
-            stepSize=model.step_size,
-            tol=model.tol,
-            blockSize=model.block_size,
-            seed=model.seed,
-        )
+        labels = list(transforms.stages[0].labels)
+        layers = [prepared.first()[FEATURES].size, *spec.model.hidden_layers, len(labels)]
+        network = network_for(spec, layers)
         warm = (
             warm_from is not None
             and labels_of(warm_from) == labels
             and list(warm_from.stages[-2].getLayers()) == layers
-            and input_layout(warm_from.stages[1:-2]) == input_layout(prepare.stages[1:])
+            and input_layout(warm_from.stages[1:-2]) == input_layout(transforms.stages[1:])
         )
         if warm:
             network.setInitialWeights(warm_from.stages[-2].weights)
         fitted = network.fit(prepared)
     finally:
         prepared.unpersist()
-    to_names = IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=labels)
-    return PipelineModel([*prepare.stages, fitted, to_names]), warm
+    return assemble(transforms, fitted), warm
 
 
 def loss_history(model: PipelineModel) -> list[float]:
