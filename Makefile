@@ -1,10 +1,11 @@
 # retrain: `make run` (demo end to end) and `make test` (the whole suite). Both set up .venv.
+# `make bench` measures retrain against the machine and the usual alternatives (bench/).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format airflow mlflow clean check-env
+.PHONY: run test bench lint format airflow mlflow clean check-env
 
 run: $(INSTALLED)
 	$(BIN)/retrain demo-data
@@ -13,6 +14,11 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/pytest
+
+# Side-by-side measurements (bench/run.py); PyTorch is installed for it only, never at runtime.
+bench: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m bench.run
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

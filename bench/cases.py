@@ -1,0 +1,356 @@
+"""One benchmark case per process: `python -m bench.cases CASE --data FILE ...` prints a JSON line.
+
+Every case measures with time.perf_counter around the work only (data already written, Spark
+session started, input cached where the method under test caches it), so the numbers compare
+methods, not start-up; start-up is what the `dag` case measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.teacher import CLASSES, FEATURES
+
+HIDDEN = [64]  # every student: 64 -> 64 (sigmoid) -> 10 (softmax), MLlib's architecture
+CHUNK = 10  # Spark students: L-BFGS iterations between two F1 checks
+MAX_SECONDS = 420  # a student that has not reached the target by then is reported as not reached
+FEATURE_NAMES = [f"f{i}" for i in range(FEATURES)]
+
+
+def layer_flops() -> int:
+    """Multiply-adds of one row through the network, forward: sum of l_i * l_(i+1)."""
+    sizes = [FEATURES, *HIDDEN, CLASSES]
+    return sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def load_numpy(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    x = np.column_stack([table[c].to_numpy() for c in FEATURE_NAMES])
+    return x, table["label"].to_numpy(), table["id"].to_numpy()
+
+
+def split(path: str) -> tuple[np.ndarray, ...]:
+    """The same 80/20 split for every method: ids divisible by 5 are the test rows."""
+    x, y, ids = load_numpy(path)
+    test = ids % 5 == 0
+    return x[~test], y[~test], x[test], y[test]
+
+
+def weighted_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(truth, predicted, average="weighted"))
+
+
+def race(step, evaluate, target: float, spent: float = 0.0) -> dict[str, Any]:  # noqa: ANN001
+    """Call `step` (one unit of training) until `evaluate` reaches `target`; only steps timed,
+    on top of `spent` (set-up that training needs, such as fitting the transforms)."""
+    curve = []
+    while spent < MAX_SECONDS:
+        started = time.perf_counter()
+        step()
+        spent += time.perf_counter() - started
+        score = evaluate()
+        curve.append([round(spent, 2), round(score, 4)])
+        if score >= target:
+            return {"seconds": round(spent, 2), "f1": round(score, 4), "curve": curve}
+    return {"seconds": None, "f1": curve[-1][1], "curve": curve, "not_reached": True}
+
+
+def spark_session():  # noqa: ANN201
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master(f"local[{os.cpu_count()}]")
+        .appName("retrain-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "6g")
+        .config("spark.sql.shuffle.partitions", str(os.cpu_count()))
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def spark_split(spark, path: str):  # noqa: ANN001, ANN201
+    frame = spark.read.parquet(path)
+    return frame.where("id % 5 != 0"), frame.where("id % 5 = 0")
+
+
+def bench_spec(max_iter: int, warm: bool = False):  # noqa: ANN201
+    from retrain.spec import parse_spec
+
+    return parse_spec(
+        {
+            "name": "bench_teacher",
+            "registered_model_name": "retrain_bench_teacher",
+            "schema": {"id": "long", "label": "int", **dict.fromkeys(FEATURE_NAMES, "double")},
+            "id_column": "id",
+            "label_column": "label",
+            "feature_columns": FEATURE_NAMES,
+            "model": {"hidden_layers": HIDDEN, "max_iter": max_iter, "warm_start": warm},
+        },
+        "bench",
+    )
+
+
+# --- cases -------------------------------------------------------------------------------------
+
+
+def case_gemm(args: argparse.Namespace) -> dict[str, Any]:
+    """numpy's FP64 GEMM rate on all cores: the machine's practical peak for this work."""
+    n = args.n
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(n, n)), rng.normal(size=(n, n))
+    a @ b  # warm up threads and caches
+    rates = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        a @ b
+        rates.append(2 * n**3 / (time.perf_counter() - started) / 1e9)
+    return {"gemm_peak_gflops": round(float(np.median(rates)), 2), "n": n, "runs": rates}
+
+
+def case_mlp_pass(args: argparse.Namespace) -> dict[str, Any]:
+    """FLOP rate of MLlib training passes on retrain's prepared input (scaled, cached).
+
+    `--block-size` and `--partitions` give the variants measured side by side: as shipped (the
+    spec's block size, a partition per core) and as before (128 rows, partitions as read).
+    """
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import MultilayerPerceptronClassifier
+
+    from retrain.model import FEATURES as VECTOR
+    from retrain.model import feature_stages
+
+    spark = spark_session()
+    train, _ = spark_split(spark, args.data)
+    spec = bench_spec(args.iterations)
+    prepared = Pipeline(stages=feature_stages(train, spec)).fit(train).transform(train)
+    prepared = prepared.selectExpr("CAST(label AS DOUBLE) AS label", VECTOR)
+    if args.partitions:
+        prepared = prepared.repartition(args.partitions)
+    prepared = prepared.cache()
+    rows = prepared.count()
+    block = args.block_size or spec.model.block_size
+    network = MultilayerPerceptronClassifier(
+        layers=[FEATURES, *HIDDEN, CLASSES], maxIter=args.iterations, tol=0.0, seed=1,
+        blockSize=block,
+    )  # fmt: skip
+    started = time.perf_counter()
+    model = network.fit(prepared)
+    seconds = time.perf_counter() - started
+    passes = len(model.summary().objectiveHistory)
+    # forward 2 FLOPs per multiply-add, backward twice the forward
+    flops = rows * passes * 6 * layer_flops()
+    return {
+        "mlp_pass_gflops": round(flops / seconds / 1e9, 3),
+        "rows": rows,
+        "passes": passes,
+        "seconds": round(seconds, 2),
+        "block_size": block,
+        "partitions": prepared.rdd.getNumPartitions(),
+        "blas": blas_in_use(spark),
+    }
+
+
+def blas_in_use(spark) -> str:  # noqa: ANN001
+    jvm = spark.sparkContext._jvm
+    return str(jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getName())
+
+
+def case_retrain(args: argparse.Namespace) -> dict[str, Any]:
+    """retrain's train stage as shipped (retrain.model: transforms fitted once, input cached a
+    partition per core, the spec's block size), its network continued in chunks of CHUNK
+    iterations so F1 can be checked in between. `--warm FILE`: the network starts from a
+    champion fitted on another day's data, as `model.warm_start` does."""
+    from retrain.model import FEATURES as VECTOR
+    from retrain.model import assemble, fit_pipeline, network_for, prepare
+
+    spark = spark_session()
+    train, test = spark_split(spark, args.data)
+    train, test = train.cache(), test.cache()
+    train.count()
+    truth = np.array([r.label for r in test.select("label").collect()])
+    state: dict[str, Any] = {"weights": None}
+    if args.warm:
+        previous, _ = spark_split(spark, args.warm)
+        champion, _ = fit_pipeline(previous, bench_spec(args.warm_iterations))
+        state["weights"] = champion.stages[-2].weights
+    started = time.perf_counter()
+    transforms, prepared = prepare(train, bench_spec(CHUNK))
+    layers = [prepared.first()[VECTOR].size, *HIDDEN, CLASSES]
+    prepare_seconds = time.perf_counter() - started
+
+    def step() -> None:
+        network = network_for(bench_spec(CHUNK), layers)
+        if state["weights"] is not None:
+            network.setInitialWeights(state["weights"])
+        state["network"] = network.fit(prepared)
+        state["weights"] = state["network"].weights
+
+    def evaluate() -> float:
+        model = assemble(transforms, state["network"])
+        predicted = model.transform(test).select("predicted_label").collect()
+        return weighted_f1(truth, np.array([int(r.predicted_label) for r in predicted]))
+
+    outcome = race(step, evaluate, args.target, spent=prepare_seconds)
+    return outcome | {"prepare_seconds": round(prepare_seconds, 2), "blas": blas_in_use(spark)}
+
+
+def case_mllib_default(args: argparse.Namespace) -> dict[str, Any]:
+    """A typical hand-rolled job: VectorAssembler + MultilayerPerceptronClassifier with its
+    defaults (no scaling, no caching), continued in chunks of CHUNK iterations."""
+    from pyspark.ml.classification import MultilayerPerceptronClassifier
+    from pyspark.ml.feature import VectorAssembler
+
+    spark = spark_session()
+    train, test = spark_split(spark, args.data)
+    assemble = VectorAssembler(inputCols=FEATURE_NAMES, outputCol="features")
+    train = assemble.transform(train).withColumn("label", train["label"].cast("double"))
+    test_vectors = assemble.transform(test)
+    truth = np.array([r.label for r in test.select("label").collect()])
+    state: dict[str, Any] = {"model": None}
+
+    def step() -> None:
+        network = MultilayerPerceptronClassifier(
+            layers=[FEATURES, *HIDDEN, CLASSES], maxIter=CHUNK
+        )
+        if state["model"] is not None:
+            network.setInitialWeights(state["model"].weights)
+        state["model"] = network.fit(train)
+
+    def evaluate() -> float:
+        predicted = state["model"].transform(test_vectors).select("prediction").collect()
+        return weighted_f1(truth, np.array([int(r.prediction) for r in predicted]))
+
+    return race(step, evaluate, args.target)
+
+
+def case_sklearn(args: argparse.Namespace) -> dict[str, Any]:
+    """scikit-learn's MLPClassifier (adam, batches of 256), scaled input, one epoch per step."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, x_test, y_test = split(args.data)
+    scaler = StandardScaler().fit(x)
+    x, x_test = scaler.transform(x), scaler.transform(x_test)
+    model = MLPClassifier(hidden_layer_sizes=tuple(HIDDEN), activation="logistic",
+                          batch_size=256, learning_rate_init=0.01, random_state=1)  # fmt: skip
+    classes = np.arange(CLASSES)
+    return race(
+        lambda: model.partial_fit(x, y, classes=classes),
+        lambda: weighted_f1(y_test, model.predict(x_test)),
+        args.target,
+    )
+
+
+def case_torch(args: argparse.Namespace) -> dict[str, Any]:
+    """PyTorch on the CPU, the same layers and threads as cores, Adam, batches of 256."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(1)
+    x, y, x_test, y_test = split(args.data)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    inputs = torch.tensor((x - mean) / std, dtype=torch.float32)
+    labels = torch.tensor(y, dtype=torch.long)
+    test_inputs = torch.tensor((x_test - mean) / std, dtype=torch.float32)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(FEATURES, HIDDEN[0]),
+        torch.nn.Sigmoid(),
+        torch.nn.Linear(HIDDEN[0], CLASSES),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    loss = torch.nn.CrossEntropyLoss()
+
+    def epoch() -> None:
+        order = torch.randperm(len(inputs))
+        for start in range(0, len(inputs), 256):
+            batch = order[start : start + 256]
+            optimizer.zero_grad()
+            loss(model(inputs[batch]), labels[batch]).backward()
+            optimizer.step()
+
+    def evaluate() -> float:
+        with torch.no_grad():
+            return weighted_f1(y_test, model(test_inputs).argmax(dim=1).numpy())
+
+    return race(epoch, evaluate, args.target) | {"torch": torch.__version__}
+
+
+def case_gx(args: argparse.Namespace) -> dict[str, Any]:
+    """retrain's validate (GX suite in Spark, results and Data Docs) vs one hand-written Spark
+    aggregate computing the same checks, on the same partition."""
+    from pyspark.sql import functions as F
+
+    from bench.suites import aggregate_checks, bench_suite
+    from retrain.validation import validate
+
+    spark = spark_session()
+    frame = spark.read.parquet(args.data).cache()  # as the validate stage does
+    rows = frame.count()
+    suite = bench_suite()
+    gx_times, aggregate_times = [], []
+    with tempfile.TemporaryDirectory() as gx_root:
+        for run in range(args.repeats):
+            started = time.perf_counter()
+            checked = validate(frame, suite, Path(gx_root), f"bench-{run}")
+            gx_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            passed = aggregate_checks(frame, F)
+            aggregate_times.append(time.perf_counter() - started)
+    assert checked["success"] and all(passed.values()), (checked["failed_critical"], passed)
+    gx, aggregate = float(np.median(gx_times)), float(np.median(aggregate_times))
+    return {
+        "gx_vs_aggregate_ratio": round(gx / aggregate, 2),
+        "gx_seconds": round(gx, 2),
+        "aggregate_seconds": round(aggregate, 2),
+        "expectations": len(suite["expectations"]),
+        "rows": rows,
+        "runs": len(gx_times),
+    }
+
+
+CASES = {
+    "gemm": case_gemm,
+    "mlp_pass": case_mlp_pass,
+    "retrain": case_retrain,
+    "mllib_default": case_mllib_default,
+    "sklearn": case_sklearn,
+    "torch": case_torch,
+    "gx": case_gx,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case", choices=CASES)
+    parser.add_argument("--data")
+    parser.add_argument("--target", type=float, default=0.8)
+    parser.add_argument("--warm", help="another day's data for the champion to start from")
+    parser.add_argument("--warm-iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--block-size", type=int, default=0, help="mlp_pass: default the spec's")
+    parser.add_argument("--partitions", type=int, default=0, help="mlp_pass: default as read")
+    parser.add_argument("--n", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    result = CASES[args.case](args)
+    print("RESULT " + json.dumps(result), flush=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

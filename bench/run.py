@@ -1,0 +1,304 @@
+"""`make bench`: every case one after another in fresh processes, then the JSON and the table.
+
+    python -m bench.run [--quick] [--only CASE ...]
+
+Writes bench/results/latest.json and bench/results/latest.md. `--quick` uses small sizes to
+check that the bench itself works (its numbers mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import teacher
+from bench.suites import bench_suite
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT / "data"  # generated, not committed
+RESULTS = ROOT / "results"
+SIZES = {
+    "full": {"train": 200_000, "gx": 1_000_000, "dag": [100_000, 1_000_000], "repeats": 3},
+    "quick": {"train": 20_000, "gx": 50_000, "dag": [20_000], "repeats": 1},
+}
+# The target F1 as a share of the teacher's own; quick sizes learn less from fewer rows.
+TARGET_OF_CEILING = {"full": 0.9, "quick": 0.75}
+DAG_MAX_ITER = 20  # the bench dataset's model.max_iter: end-to-end cost, not quality
+DAY = date(2026, 3, 2)
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def run_case(case: str, *args: str, timeout: int = 1200) -> dict[str, Any]:
+    """One case in a fresh Python process; its RESULT line, the load before it, its wall time."""
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cases", case, *args],
+        capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT.parent,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"bench case {case} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    log(f"{case}: {json.dumps({k: v for k, v in result.items() if k != 'curve'})[:300]}")
+    return result | {"load_before": round(load, 2), "process_seconds": round(wall, 1)}
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+# --- the whole DAG ---------------------------------------------------------------------------
+
+
+def _dag_workspace(root: Path, rows: int) -> dict[str, str]:
+    """A retrain home with the bench dataset landed, its spec and suites, and a Spark conf."""
+    specs, conf, home = root / "specs", root / "conf", root / "home"
+    spec = {
+        "name": "bench_teacher",
+        "registered_model_name": "retrain_bench_teacher",
+        "source": {"format": "parquet"},
+        "schema": {"id": "long", "label": "int", **{f"f{i}": "double" for i in range(64)}},
+        "id_column": "id",
+        "label_column": "label",
+        "feature_columns": [f"f{i}" for i in range(64)],
+        "split": {"train": 0.7, "validation": 0.1, "test": 0.2},
+        "model": {"hidden_layers": [64], "max_iter": DAG_MAX_ITER},
+        "gate": {"min_f1": 0.3},
+    }
+    (specs / "expectations" / "bench_teacher").mkdir(parents=True)
+    (specs / "bench_teacher.yaml").write_text(yaml.safe_dump(spec))
+    splits = {"column": "split", "value_set": ["train", "validation", "test"]}
+    features = {
+        "name": "bench_features",
+        "expectations": [{"type": "expect_column_values_to_be_in_set", "kwargs": splits}],
+    }
+    for name, suite in (("raw", bench_suite()), ("features", features)):
+        (specs / "expectations" / "bench_teacher" / f"{name}.json").write_text(json.dumps(suite))
+    conf.mkdir()
+    (conf / "spark-defaults.conf").write_text("spark.driver.memory 6g\n")
+    landing = home / "lake" / "landing" / "bench_teacher" / f"ds={DAY}"
+    landing.mkdir(parents=True)
+    shutil.copy(teacher.write(DATA / f"teacher-{rows}-day.parquet", rows, part=3),
+                landing / "part-0.parquet")  # fmt: skip
+    env = os.environ | {"RETRAIN_HOME": str(home), "RETRAIN_DATASETS_PATH": str(specs),
+                        "SPARK_CONF_DIR": str(conf)}  # fmt: skip
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def _task_seconds(home: Path) -> dict[str, float]:
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT task_id, duration FROM task_instance WHERE dag_id = 'retrain_bench_teacher'"
+        ).fetchall()
+    return {task: round(duration, 2) for task, duration in rows if duration is not None}
+
+
+def run_dag(rows: int) -> dict[str, Any]:
+    """`retrain run` of the bench dataset for one date: wall time, and per stage the Airflow
+    task's time against the Spark work inside it (the rest is JVM, Python and session start)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = _dag_workspace(Path(tmp), rows)
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "retrain.cli", "run", "bench_teacher", "--date", str(DAY)],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"bench DAG failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        home = Path(env["RETRAIN_HOME"])
+        record = json.loads(
+            (home / "runs" / "bench_teacher" / str(DAY) / "record.json").read_text()
+        )
+        tasks = _task_seconds(home)
+    stages = {
+        stage: {
+            "task_seconds": tasks.get(stage),
+            "spark_seconds": record[stage]["seconds"],
+            "start_and_stop_seconds": round(tasks[stage] - record[stage]["seconds"], 2)
+            if stage in tasks
+            else None,
+        }
+        for stage in ("ingest", "validate", "preprocess", "train", "evaluate", "publish")
+    }
+    spark_total = sum(s["spark_seconds"] for s in stages.values())
+    result = {
+        "rows": rows,
+        "wall_seconds": round(wall, 1),
+        "spark_seconds": round(spark_total, 1),
+        "dag_overhead_ratio": round(wall / spark_total, 3),
+        "ms_per_1k_rows": round(wall / rows * 1e6, 2),
+        "stages": stages,
+        "f1": record["evaluate"]["candidate"]["weighted_f1"],
+        "load_before": round(load, 2),
+    }
+    log(f"dag {rows} rows: {wall:.0f} s wall, {spark_total:.0f} s in Spark")
+    return result
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor(),
+    )  # fmt: skip
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
+    java = java.stderr.splitlines()[0]
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
+            "python": platform.python_version(), "java": java}  # fmt: skip
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def markdown(result: dict[str, Any]) -> str:
+    k, m = result["keys"], result["machine"]
+    t = result["time_to_f1_seconds"]
+
+    def f(value: Any) -> str:
+        return "not reached" if value is None else f"{value:g}"
+
+    lines = [
+        f"Measured {result['date']} on {m['cores']} cores ({m['cpu']}, {m['memory_gib']} GiB), "
+        f"{result['mode']} sizes; target F1 {result['target_f1']} (teacher's own "
+        f"{result['ceiling_f1']}), {result['train_rows']} rows x 64 features.",
+        "",
+        "| key | value | target |",
+        "|---|---|---|",
+        f"| mlp_pass_gflops (before: 128-row blocks, partitions as read) | "
+        f"{f(k['mlp_pass_gflops'])} ({f(k['mlp_pass_gflops_before'])}) | |",
+        f"| gemm_peak_gflops | {f(k['gemm_peak_gflops'])} | |",
+        f"| mlp_peak_fraction | {f(k['mlp_peak_fraction'])} | >= 0.6 |",
+        f"| time_to_f1_ratio_vs_torch (cold / warm) | {f(k['time_to_f1_ratio_vs_torch']['cold'])}"
+        f" / {f(k['time_to_f1_ratio_vs_torch']['warm'])} | <= 3.0 / <= 1.0 |",
+        "| time_to_f1_ratio_vs_mllib_default (cold / warm) | "
+        f"{f(k['time_to_f1_ratio_vs_mllib_default']['cold'])} / "
+        f"{f(k['time_to_f1_ratio_vs_mllib_default']['warm'])} | <= 0.33 |",
+        f"| gx_vs_aggregate_ratio | {f(k['gx_vs_aggregate_ratio'])} | <= 2.0 |",
+        f"| dag_overhead_ratio (largest run) | {f(k['dag_overhead_ratio'])} | <= 1.3 at 1M rows |",
+        "",
+        "| time to target F1 (s) | retrain cold | retrain warm | MLlib default | scikit-learn | "
+        "PyTorch |",
+        "|---|---|---|---|---|---|",
+        f"| | {f(t['retrain_cold'])} | {f(t['retrain_warm'])} | {f(t['mllib_default'])} | "
+        f"{f(t['sklearn'])} | {f(t['torch'])} |",
+        "",
+        "| rows end to end | wall (s) | in Spark (s) | ms per 1k rows |",
+        "|---|---|---|---|",
+        *[
+            f"| {d['rows']:,} | {d['wall_seconds']} | {d['spark_seconds']} | "
+            f"{d['ms_per_1k_rows']} |"
+            for d in result["dag"]
+        ],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small sizes: check the bench only")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    size = SIZES[mode]
+    began = time.perf_counter()
+    train = teacher.write(DATA / f"teacher-{size['train']}.parquet", size["train"])
+    previous_day = teacher.write(DATA / f"teacher-{size['train']}-previous.parquet",
+                                 size["train"], part=1)  # fmt: skip
+    gx_data = teacher.write(DATA / f"teacher-{size['gx']}.parquet", size["gx"], part=2)
+    ceiling = teacher.ceiling_f1(size["train"])
+    target = round(TARGET_OF_CEILING[mode] * ceiling, 3)
+    log(f"data ready; teacher F1 {ceiling:.3f}, target {target}")
+    common = ["--data", str(train), "--target", str(target)]
+    repeats = size["repeats"]
+    gemm = [run_case("gemm") for _ in range(repeats)]
+    cores = str(os.cpu_count())
+    passes = [run_case("mlp_pass", "--data", str(train), "--partitions", cores)
+              for _ in range(repeats)]  # fmt: skip
+    passes_before = [run_case("mlp_pass", "--data", str(train), "--block-size", "128")
+                     for _ in range(repeats)]  # fmt: skip
+    students = {
+        "torch": [run_case("torch", *common) for _ in range(repeats)],
+        "sklearn": [run_case("sklearn", *common)],
+        "retrain_cold": [run_case("retrain", *common)],
+        "retrain_warm": [run_case("retrain", *common, "--warm", str(previous_day))],
+        "mllib_default": [run_case("mllib_default", *common)],
+    }
+    gx = run_case("gx", "--data", str(gx_data), "--repeats", str(repeats))
+    dags = [run_dag(rows) for rows in size["dag"]]
+    seconds = {name: median_of(runs, "seconds") for name, runs in students.items()}
+    mlp, peak = median_of(passes, "mlp_pass_gflops"), median_of(gemm, "gemm_peak_gflops")
+    keys = {
+        "mlp_pass_gflops": mlp,
+        "gemm_peak_gflops": peak,
+        "mlp_peak_fraction": ratio(mlp, peak),
+        # the same passes with 128-row blocks and the partitions as read (before #7)
+        "mlp_pass_gflops_before": median_of(passes_before, "mlp_pass_gflops"),
+        "time_to_f1_ratio_vs_torch": {
+            "cold": ratio(seconds["retrain_cold"], seconds["torch"]),
+            "warm": ratio(seconds["retrain_warm"], seconds["torch"]),
+        },
+        "time_to_f1_ratio_vs_mllib_default": {
+            "cold": ratio(seconds["retrain_cold"], seconds["mllib_default"]),
+            "warm": ratio(seconds["retrain_warm"], seconds["mllib_default"]),
+        },
+        "gx_vs_aggregate_ratio": gx["gx_vs_aggregate_ratio"],
+        "dag_overhead_ratio": dags[-1]["dag_overhead_ratio"],
+    }
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": mode,
+        "machine": machine(),
+        "train_rows": size["train"],
+        "ceiling_f1": round(ceiling, 4),
+        "target_f1": target,
+        "keys": keys,
+        "time_to_f1_seconds": seconds,
+        "cases": {
+            "gemm": gemm,
+            "mlp_pass": passes,
+            "mlp_pass_before": passes_before,
+            "students": students,
+            "gx": gx,
+        },  # fmt: skip
+        "dag": dags,
+        "bench_seconds": round(time.perf_counter() - began, 1),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    name = "latest" if mode == "full" else "quick"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    (RESULTS / f"{name}.md").write_text(table)
+    print(table)
+    log(f"wrote {RESULTS / name}.json and .md in {result['bench_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
