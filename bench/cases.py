@@ -125,8 +125,8 @@ def case_gemm(args: argparse.Namespace) -> dict[str, Any]:
 def case_mlp_pass(args: argparse.Namespace) -> dict[str, Any]:
     """FLOP rate of MLlib training passes on retrain's prepared input (scaled, cached).
 
-    `--block-size` and `--partitions` give the variants measured side by side: as shipped (the
-    spec's block size, a partition per core) and as before (128 rows, partitions as read).
+    `--block-size` and `--partitions` give the variants measured side by side (as shipped: the
+    spec's block size and a partition per core, as `retrain.model.prepare` makes).
     """
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import MultilayerPerceptronClassifier
