@@ -185,13 +185,18 @@ def test_warm_start_needs_the_same_vocabulary(spark):
     assert other is False  # same size, other words: the weights would mean other things
 
 
-def test_augmentation_shifts_images_of_the_training_rows(spark):
-    spec = toy_spec(
+def image_spec(**augment: object):  # noqa: ANN201
+    """A dataset of one image per row, in a vector feature `pixels`, augmented as given."""
+    return toy_spec(
         schema={"id": "long", "label": "string", "pixels": "string"},
         feature_columns=["pixels"],
         feature_types={"pixels": "vector"},
-        augment={"column": "pixels", "image_shape": [3, 3], "copies": 4, "max_shift": 1},
+        augment={"column": "pixels", **augment},
     )
+
+
+def test_augmentation_shifts_images_of_the_training_rows(spark):
+    spec = image_spec(image_shape=[3, 3], copies=4, max_shift=1)
     centre = "0 0 0 0 9 0 0 0 0"
     frame = features_of(
         spark,
@@ -208,12 +213,7 @@ def test_augmentation_shifts_images_of_the_training_rows(spark):
 
 
 def test_augmentation_noise_stays_within_bounds(spark):
-    spec = toy_spec(
-        schema={"id": "long", "label": "string", "pixels": "string"},
-        feature_columns=["pixels"],
-        feature_types={"pixels": "vector"},
-        augment={"column": "pixels", "image_shape": [2, 2], "max_shift": 0, "noise": 0.5},
-    )
+    spec = image_spec(image_shape=[2, 2], max_shift=0, noise=0.5)
     frame = features_of(
         spark,
         [(i, "x", "4 4 4 4") for i in range(10)],

@@ -14,6 +14,8 @@ from pyspark.sql import functions as F
 from retrain.spec import Spec, quote
 
 HASH_BUCKETS = 10_000
+# Text that `typed_feature` reads as a vector: two or more numbers, optionally in brackets.
+VECTOR_TEXT = r"^\[?\s*-?[0-9.eE+-]+([\s,;]+-?[0-9.eE+-]+)+\s*\]?$"
 
 
 def typed_feature(spec: Spec, column: str) -> str:

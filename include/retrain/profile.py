@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType
 
-from retrain.features import build_features
+from retrain.features import VECTOR_TEXT, build_features
 from retrain.job import RetrainError, data_files, exists
 from retrain.landing import PROBLEM, check_rows, read_landing
 from retrain.paths import DatasetPaths
@@ -36,14 +36,18 @@ def _expectation(kind: str, severity: str, note: str = "", **kwargs: Any) -> dic
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-friendly number: integral floats as ints, so suites read naturally."""
+    """A JSON-friendly value: integral floats as ints, so suites read naturally; dates and
+    timestamps as ISO text."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, date):  # datetime too
+        return value.isoformat()
     return value
 
 
 def profile(frame: DataFrame) -> dict[str, dict[str, Any]]:
-    """Per column: nulls, min, max, distinct (approximate), longest text; and the row count."""
+    """Per column: nulls, min, max, distinct (approximate), longest text, words per value,
+    whether it holds vectors; and the row count."""
     numeric = {f.name for f in frame.schema if isinstance(f.dataType, NumericType)}
     text = {f.name for f in frame.schema if isinstance(f.dataType, StringType)}
     aggregates = [F.count(F.lit(1)).alias("__rows")]
@@ -56,7 +60,11 @@ def profile(frame: DataFrame) -> dict[str, dict[str, Any]]:
         if field.name in numeric:
             aggregates += [F.min(column).alias(f"lo{index}"), F.max(column).alias(f"hi{index}")]
         if field.name in text:
-            aggregates.append(F.max(F.length(column)).alias(f"len{index}"))
+            aggregates += [
+                F.max(F.length(column)).alias(f"len{index}"),
+                F.avg(F.size(F.split(F.trim(column), r"\s+"))).alias(f"w{index}"),
+                F.count_if(column.isNotNull() & ~column.rlike(VECTOR_TEXT)).alias(f"nv{index}"),
+            ]
     row = frame.agg(*aggregates).first().asDict()
     columns = {}
     for index, field in enumerate(frame.schema):
@@ -67,6 +75,9 @@ def profile(frame: DataFrame) -> dict[str, dict[str, Any]]:
             "min": row.get(f"lo{index}"),
             "max": row.get(f"hi{index}"),
             "longest": row.get(f"len{index}"),
+            "words": row.get(f"w{index}") or 0.0,  # per value, for text
+            # every value a list of numbers (a vector feature), and at least one value
+            "vector": row.get(f"nv{index}") == 0 and row[f"n{index}"] < row["__rows"],
         }
     small = [c for c, p in columns.items() if p["distinct"] <= MAX_DOMAIN]
     if small:

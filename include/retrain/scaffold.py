@@ -1,6 +1,6 @@
 """`retrain new-dataset`: a starting spec from a sample file, for a person to review.
 
-One Spark pass profiles the sample (types, nulls, distinct values, text lengths and word
+The suggest-suite profiler reads the sample (types, nulls, distinct values, text lengths and word
 counts), then each column gets a role: the id (unique and never empty), the label (by name, or
 the last column with few values), personal data (by name: kept out of the features and
 protected), or a feature of the type its values suggest. Every guess is written as a comment
@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
     DataType,
@@ -26,11 +25,11 @@ from pyspark.sql.types import (
     IntegerType,
     LongType,
     ShortType,
-    StringType,
     TimestampType,
 )
 
-from retrain.spec import NAME_PATTERN, SpecError, quote
+from retrain.profile import profile
+from retrain.spec import NAME_PATTERN, SpecError
 
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 SPEC_TYPES: list[tuple[type[DataType], str]] = [
@@ -53,7 +52,6 @@ PERSONAL = [
 ]
 MAX_CATEGORIES = 50  # a text column with more distinct values is text or an identifier
 TEXT_WORDS = 3.0  # average words per value from which a text column is free text
-VECTOR = r"^\[?\s*-?[0-9.eE+-]+([\s,;]+-?[0-9.eE+-]+)+\s*\]?$"
 
 
 def read_sample(spark: SparkSession, sample: Path) -> tuple[dict[str, Any], DataFrame]:
@@ -79,32 +77,11 @@ def _spec_type(kind: DataType) -> str:
 
 
 def profile_columns(frame: DataFrame) -> tuple[int, dict[str, dict[str, Any]]]:
-    """Rows, and per column: spec type, nulls, distinct values, words per value, vector-like."""
-    aggregates = [F.count(F.lit(1)).alias("rows")]
-    for i, field in enumerate(frame.schema):
-        column = F.col(quote(field.name))
-        aggregates += [
-            F.count_if(column.isNull()).alias(f"n{i}"),
-            F.approx_count_distinct(column).alias(f"d{i}"),
-        ]
-        if isinstance(field.dataType, StringType):
-            words = F.size(F.split(F.trim(column), r"\s+"))
-            aggregates += [
-                F.avg(words).alias(f"w{i}"),
-                F.count_if(column.isNotNull() & ~column.rlike(VECTOR)).alias(f"v{i}"),
-            ]
-    row = frame.agg(*aggregates).first().asDict()
-    columns = {}
-    for i, field in enumerate(frame.schema):
-        text = isinstance(field.dataType, StringType)
-        columns[field.name] = {
-            "type": _spec_type(field.dataType),
-            "nulls": row[f"n{i}"],
-            "distinct": row[f"d{i}"],
-            "words": row.get(f"w{i}") or 0.0,
-            "vector": text and row[f"v{i}"] == 0 and row[f"n{i}"] < row["rows"],
-        }
-    return row["rows"], columns
+    """Rows, and per column the profile suggest-suite uses, with the spec type."""
+    stats = profile(frame)
+    rows = stats.pop("__rows")
+    kinds = {field.name: _spec_type(field.dataType) for field in frame.schema}
+    return rows, {name: column | {"type": kinds[name]} for name, column in stats.items()}
 
 
 def _guess_id(rows: int, columns: dict[str, dict[str, Any]], chosen: str | None) -> str:
@@ -131,7 +108,13 @@ def _guess_label(columns: dict[str, dict[str, Any]], id_column: str, chosen: str
         return chosen
     candidates = [n for n in columns if n != id_column]
     named = [n for n in candidates if n.lower() in LABEL_NAMES]
-    few = [n for n in candidates if 2 <= columns[n]["distinct"] <= MAX_CATEGORIES]
+    # Classes are text, whole numbers or booleans; never measurements, dates or vectors.
+    discrete = [
+        n
+        for n in candidates
+        if columns[n]["type"] in ("string", "int", "long", "boolean") and not columns[n]["vector"]
+    ]
+    few = [n for n in discrete if 2 <= columns[n]["distinct"] <= MAX_CATEGORIES]
     if not (named or few):
         raise SpecError("no column looks like a label (2 to 50 classes): name it with --label")
     return (named or few[::-1])[0]

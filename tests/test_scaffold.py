@@ -1,0 +1,60 @@
+"""`retrain new-dataset`'s guesses on inline samples (the CLI itself runs in the demos test)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from retrain.scaffold import scaffold_spec, spec_yaml
+from retrain.spec import SpecError, parse_spec
+
+SAMPLE = Path("sample.csv")
+SOURCE = {"format": "csv", "options": {"header": "true"}}
+
+
+def shapes(spark, rows: int = 60):
+    data = [
+        (i, date(2026, 1, 1 + i % 9), ["ring", "dot"][i % 2],
+         " ".join(str(i % 7 + k) for k in range(4)), f"user{i}@example.com", f"SKU-{i:05d}")
+        for i in range(rows)
+    ]  # fmt: skip
+    return spark.createDataFrame(
+        data, "item_id int, made_on date, shape string, pixels string, email string, sku string"
+    )
+
+
+def test_every_column_gets_a_role_and_the_reason_is_written(spark):
+    data, why = scaffold_spec("shapes", SAMPLE, shapes(spark), source=SOURCE)
+    assert data["id_column"] == "item_id"
+    assert data["schema"]["item_id"] == "long"  # ids outgrow int
+    assert data["label_column"] == "shape"  # not the date, although it has few values too
+    assert data["feature_columns"] == ["pixels"]
+    assert data["feature_types"] == {"pixels": "vector"}
+    assert data["sensitive"] == {"email": "encrypt"}
+    assert why["made_on"].startswith("not a feature: a date")
+    assert why["sku"].startswith("not a feature:") and "looks like a code" in why["sku"]
+    spec = parse_spec(data, "shapes.yaml")  # a valid spec as it stands
+    assert spec.feature_type("pixels") == "vector"
+    text = spec_yaml(data, why)
+    assert "  sku: string" in text and "# not a feature" in text
+
+
+def test_chosen_label_and_id_win_and_bad_samples_are_named(spark):
+    frame = shapes(spark)
+    data, _ = scaffold_spec(
+        "shapes", SAMPLE, frame, source=SOURCE, label="made_on", id_column="sku"
+    )
+    assert (data["label_column"], data["id_column"]) == ("made_on", "sku")
+    with pytest.raises(SpecError, match="--label 'colour' is not a column"):
+        scaffold_spec("shapes", SAMPLE, frame, source=SOURCE, label="colour")
+    with pytest.raises(SpecError, match="must match"):
+        scaffold_spec("Shapes!", SAMPLE, frame, source=SOURCE)
+    no_id = spark.createDataFrame(
+        [(i % 3, "a" if i % 2 else "b") for i in range(30)], "x int, y string"
+    )
+    with pytest.raises(SpecError, match="no column identifies a row"):
+        scaffold_spec("plain", SAMPLE, no_id, source=SOURCE)
+    with pytest.raises(SpecError, match="no rows"):
+        scaffold_spec("empty", SAMPLE, no_id.limit(0), source=SOURCE)
