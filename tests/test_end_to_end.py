@@ -138,6 +138,22 @@ def test_champion_is_published_with_f1_above_093(pipeline):
     assert all(Path(page).is_file() for page in pages.values())
 
 
+def test_each_stage_records_where_its_time_went(pipeline):
+    record = json.loads((pipeline["home"] / "runs" / "digits" / DAY1.isoformat()
+                         / "record.json").read_text())  # fmt: skip
+    for stage in ("ingest", "validate", "preprocess", "train", "evaluate", "publish"):
+        timings = record[stage]["timings"]
+        assert timings["session_start"] > 0, stage
+        assert timings["compute"] > 0, stage
+        assert timings["compute"] + timings["write"] == pytest.approx(
+            record[stage]["seconds"], abs=0.02
+        ), stage
+    # ingest writes raw and quarantine, preprocess the features; train saves a model, no partition
+    assert record["ingest"]["timings"]["write"] > 0
+    assert record["preprocess"]["timings"]["write"] > 0
+    assert record["train"]["timings"]["write"] == 0
+
+
 def test_second_day_keeps_the_champion_when_the_gain_is_noise(pipeline):
     """Day 2 scores higher, but on 360 test rows the bootstrap interval includes zero."""
     day2 = {r["run_date"]: r for r in pipeline["status"]["runs"]}[DAY2.isoformat()]
