@@ -68,17 +68,23 @@ def race(step, evaluate, target: float, spent: float = 0.0) -> dict[str, Any]:  
     return {"seconds": None, "f1": curve[-1][1], "curve": curve, "not_reached": True}
 
 
-def spark_session():  # noqa: ANN201
+def spark_session(java_blas: bool = False):  # noqa: ANN201
+    """A local session on every core, run as the DAG's jobs are: native BLAS one thread per task.
+    `java_blas` names a library that does not exist, so dev.ludovic.netlib falls back to Java."""
     from pyspark.sql import SparkSession
 
-    session = (
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # inherited by the JVM pyspark starts
+    builder = (
         SparkSession.builder.master(f"local[{os.cpu_count()}]")
         .appName("retrain-bench")
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", "6g")
         .config("spark.sql.shuffle.partitions", str(os.cpu_count()))
-        .getOrCreate()
     )
+    if java_blas:
+        builder = builder.config("spark.driver.extraJavaOptions",
+                                 "-Ddev.ludovic.netlib.blas.nativeLib=no-native-blas")  # fmt: skip
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 
@@ -125,8 +131,9 @@ def case_gemm(args: argparse.Namespace) -> dict[str, Any]:
 def case_mlp_pass(args: argparse.Namespace) -> dict[str, Any]:
     """FLOP rate of MLlib training passes on retrain's prepared input (scaled, cached).
 
-    `--block-size` and `--partitions` give the variants measured side by side (as shipped: the
-    spec's block size and a partition per core, as `retrain.model.prepare` makes).
+    `--block-size`, `--partitions` and `--java-blas` give the variants measured side by side (as
+    shipped: the spec's block size, a partition per core as `retrain.model.prepare` makes, and
+    the system's native BLAS).
     """
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import MultilayerPerceptronClassifier
@@ -134,7 +141,7 @@ def case_mlp_pass(args: argparse.Namespace) -> dict[str, Any]:
     from retrain.model import FEATURES as VECTOR
     from retrain.model import feature_stages
 
-    spark = spark_session()
+    spark = spark_session(java_blas=args.java_blas)
     train, _ = spark_split(spark, args.data)
     spec = bench_spec(args.iterations)
     prepared = Pipeline(stages=feature_stages(train, spec)).fit(train).transform(train)
@@ -344,6 +351,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--block-size", type=int, default=0, help="mlp_pass: default the spec's")
     parser.add_argument("--partitions", type=int, default=0, help="mlp_pass: default as read")
+    parser.add_argument("--java-blas", action="store_true", help="mlp_pass: without native BLAS")
     parser.add_argument("--n", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

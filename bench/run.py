@@ -195,6 +195,8 @@ def markdown(result: dict[str, Any]) -> str:
     k, m = result["keys"], result["machine"]
     t = result["time_to_f1_seconds"]
     largest = result["dag"][-1]
+    blas = {case: runs[0]["blas"].rsplit(".", 1)[-1] for case, runs in result["cases"].items()
+            if case.startswith("mlp_pass")}  # fmt: skip
 
     def f(value: Any) -> str:
         return "not reached" if value is None else f"{value:g}"
@@ -206,8 +208,10 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "| key | value | target |",
         "|---|---|---|",
-        f"| mlp_pass_gflops (with 1024-row blocks) | "
+        f"| mlp_pass_gflops, {blas['mlp_pass']} (with 1024-row blocks) | "
         f"{f(k['mlp_pass_gflops'])} ({f(k['mlp_pass_gflops_1024_blocks'])}) | |",
+        f"| mlp_pass_gflops without native BLAS ({blas['mlp_pass_java_blas']}) | "
+        f"{f(k['mlp_pass_gflops_java_blas'])} | |",
         f"| gemm_peak_gflops | {f(k['gemm_peak_gflops'])} | |",
         f"| mlp_peak_fraction | {f(k['mlp_peak_fraction'])} | >= 0.6 |",
         f"| time_to_f1_ratio_vs_torch (cold / warm) | {f(k['time_to_f1_ratio_vs_torch']['cold'])}"
@@ -267,6 +271,8 @@ def main() -> None:
               for _ in range(repeats)]  # fmt: skip
     passes_big_blocks = [run_case("mlp_pass", "--data", str(train), "--partitions", cores,
                                   "--block-size", "1024") for _ in range(repeats)]  # fmt: skip
+    passes_java_blas = [run_case("mlp_pass", "--data", str(train), "--partitions", cores,
+                                 "--java-blas") for _ in range(repeats)]  # fmt: skip
     students = {
         "torch": [run_case("torch", *common) for _ in range(repeats)],
         "sklearn": [run_case("sklearn", *common)],
@@ -284,6 +290,8 @@ def main() -> None:
         "mlp_peak_fraction": ratio(mlp, peak),
         # the same passes with 1024-row blocks instead of the spec's 128
         "mlp_pass_gflops_1024_blocks": median_of(passes_big_blocks, "mlp_pass_gflops"),
+        # the same passes with dev.ludovic.netlib's Java fallback instead of the system's BLAS
+        "mlp_pass_gflops_java_blas": median_of(passes_java_blas, "mlp_pass_gflops"),
         "time_to_f1_ratio_vs_torch": {
             "cold": ratio(seconds["retrain_cold"], seconds["torch"]),
             "warm": ratio(seconds["retrain_warm"], seconds["torch"]),
@@ -308,6 +316,7 @@ def main() -> None:
             "gemm": gemm,
             "mlp_pass": passes,
             "mlp_pass_1024_blocks": passes_big_blocks,
+            "mlp_pass_java_blas": passes_java_blas,
             "students": students,
             "gx": gx,
         },  # fmt: skip
