@@ -125,7 +125,6 @@ def _stage_breakdown(task_seconds: float, section: dict[str, Any]) -> dict[str, 
     return {
         "task_seconds": task_seconds,
         "spark_seconds": section["seconds"],
-        "start_and_stop_seconds": round(task_seconds - section["seconds"], 2),
         "submit_jvm_python_seconds": round(task_seconds - own, 2),
         "session_start_seconds": timings["session_start"],
         "read_and_compute_seconds": timings["compute"],

@@ -26,10 +26,10 @@ from retrain.spec import Spec, SpecError, load_spec
 
 log = logging.getLogger(__name__)
 FINAL_STAGE = "publish"
+SCORE_STAGE = "score"
 # Seconds this process spent in `write_partition`; Spark is lazy, so this includes computing
 # whatever plan feeds the write that was not already materialised (cached) before it.
 _write_seconds: list[float] = []
-SCORE_STAGE = "score"
 
 
 class RetrainError(RuntimeError):
