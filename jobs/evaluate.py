@@ -131,7 +131,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     }
     run_dir = ctx.paths.run_dir(ctx.run_date)
     loss_file = run_dir / "loss.json"  # written by train
-    loss = json.loads(loss_file.read_text()) if loss_file.exists() else []
+    loss = json.loads(loss_file.read_text()) if loss_file.exists() else {}
     section["report"] = str(
         write_report(
             run_dir,

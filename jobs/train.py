@@ -1,6 +1,7 @@
 """Train: fit the model pipeline (`retrain.model`) on the run's training split and save it.
 
-The candidate is written to the run date's candidate path, its loss history to the run folder.
+The validation split stops the adam solver early; the test split is never read here. The
+candidate is written to the run date's candidate path, its loss history to the run folder.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from pyspark.sql import SparkSession
 
 from retrain import registry
 from retrain.features import augment_training
-from retrain.job import RetrainError, RunContext, is_complete, main
-from retrain.model import ModelError, fit_pipeline, labels_of, loss_history
+from retrain.job import DataRejected, RetrainError, RunContext, is_complete, main
+from retrain.model import ModelError, fit_pipeline, labels_of, training_history
 
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     spec, features = ctx.spec, ctx.paths.features(ctx.run_date)
     if not is_complete(spark, features):
         raise RetrainError(f"feature partition {features} is missing or incomplete")
-    train = spark.read.parquet(features).filter("split = 'train'")
+    window = spark.read.parquet(features)
+    train, validation = window.filter("split = 'train'"), window.filter("split = 'validation'")
     rows = train.count()
     if rows == 0:
         raise RetrainError(f"no training rows in {features}")
@@ -33,24 +35,32 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         champion = registry.load_champion(spec.registered_model_name)
     started = time.monotonic()
     try:
-        model, warm = fit_pipeline(train, spec, warm_from=champion[1] if champion else None)
-    except ModelError as err:
-        raise RetrainError(str(err)) from None
+        model, warm = fit_pipeline(
+            train, spec, warm_from=champion[1] if champion else None, validation=validation
+        )
+    except ModelError as err:  # deterministic (fixed seeds): a retry would fail the same way
+        raise DataRejected(str(err)) from None
     fit_seconds = time.monotonic() - started
     model.write().overwrite().save(ctx.paths.candidate(ctx.run_date))
-    losses = loss_history(model)
+    history = training_history(model)
     run_dir = ctx.paths.run_dir(ctx.run_date)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "loss.json").write_text(json.dumps(losses))
+    (run_dir / "loss.json").write_text(json.dumps(history))
+    losses, validation_losses = history["train_loss"], history["validation_loss"]
     return {
         "train_rows": rows,
         "augmented_rows": train.count() - rows,
         "layers": model.stages[-2].getLayers(),
         "labels": labels_of(model),
-        "iterations": len(losses),
+        "solver": spec.model.solver,
+        f"{history['unit']}s": len(losses),
+        "kept_epoch": history["best_epoch"],
+        "stopped": history["stopped"],
+        "tasks": history.get("tasks"),
         "fit_seconds": round(fit_seconds, 2),
         "warm_started_from": int(champion[0].version) if warm else None,
         "final_loss": losses[-1] if losses else None,
+        "best_validation_loss": min(validation_losses) if validation_losses else None,
         "model_path": ctx.paths.candidate(ctx.run_date),
         "params": dataclasses.asdict(spec.model),
     }

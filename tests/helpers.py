@@ -26,7 +26,7 @@ TOY = {
     "label_column": "label",
     "feature_columns": ["x", "y"],
     "max_bad_fraction": 0.5,
-    "model": {"hidden_layers": [4], "max_iter": 100, "seed": 1},
+    "model": {"hidden_layers": [4], "max_epochs": 200, "learning_rate": 0.03, "seed": 1},
     "gate": {"min_test_rows": 1},
 }
 

@@ -37,6 +37,12 @@ RECORD = {
     "dataset": "digits",
     "run_date": "2026-03-02",
     "ingest": {"rows_read": 902, "rows_quarantined": 3},
+    "train": {
+        "solver": "adam",
+        "stopped": "early stopping: validation loss did not improve for 10 epochs; kept epoch 7",
+        "fit_seconds": 2.4,
+        "train_rows": 1273,
+    },
     "preprocess": {
         "window": ["2026-03-01", "2026-03-02"],
         "rows_by_split": {"train": 1273, "validation": 164, "test": 360},
@@ -115,7 +121,13 @@ def chromium() -> str:
 
 
 def test_report_shows_numbers_and_pictures(tmp_path: Path, chromium: str):
-    page = write_report(tmp_path, RECORD, DETAILS, [2.3, 0.9, 0.2, 0.05], HISTORY)
+    loss = {
+        "unit": "epoch",
+        "train_loss": [2.3, 0.9, 0.2, 0.05],
+        "validation_loss": [2.4, 1.0, 0.3, 0.25, 0.26],
+        "best_epoch": 3,
+    }
+    page = write_report(tmp_path, RECORD, DETAILS, loss, HISTORY)
     assert (tmp_path / "report.json").exists()
     probed = tmp_path / "probed.html"
     probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
@@ -135,6 +147,7 @@ def test_report_shows_numbers_and_pictures(tmp_path: Path, chromium: str):
     ).stdout
     text = re.sub(r"<[^>]+>", " ", dom)
     assert "not better than the champion beyond noise" in text
+    assert "Training: adam, early stopping: validation loss did not improve" in text
     for number in (
         "0.9613",
         "0.9470",

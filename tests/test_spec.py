@@ -68,7 +68,15 @@ def test_defaults_fill_optional_sections():
         ({"label_column": "target"}, "key 'label_column' is not a column"),
         ({"schema": {"id": "long", "label": "text"}}, "key 'schema.label' has unknown type"),
         ({"split": {"train": 0.9, "validation": 0.1, "test": 0.1}}, "add up to 1"),
-        ({"model": {"solver": "adam"}}, "key 'model.solver' must be one of"),
+        ({"model": {"solver": "sgd"}}, "key 'model.solver' must be one of adam, l-bfgs, gd"),
+        ({"model": {"batch_size": 0}}, "key 'model.batch_size' must be at least 1"),
+        ({"model": {"learning_rate": -0.1}}, "key 'model.learning_rate' must be above 0"),
+        (
+            {"model": {"max_epochs": 20, "patience": 30}},
+            "key 'model.patience' must be between 1 and model.max_epochs (20)",
+        ),
+        ({"model": {"weight_decay": -1}}, "key 'model.weight_decay' must be 0 or more"),
+        ({"model": {"class_weights": "auto"}}, "key 'model.class_weights' must be one of"),
         ({"name": "../etc"}, "key 'name' must match"),
     ],
 )

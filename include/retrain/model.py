@@ -9,7 +9,10 @@ exactly the training transforms, and the label mapping (index -> class name) tra
 
 from __future__ import annotations
 
-from pyspark.ml import Pipeline, PipelineModel, Transformer
+import dataclasses
+from typing import Any
+
+from pyspark.ml import Estimator, Pipeline, PipelineModel, Transformer
 from pyspark.ml.classification import MultilayerPerceptronClassifier
 from pyspark.ml.feature import (
     IDF,
@@ -30,6 +33,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from retrain.spec import Spec, quote
+from retrain.trainer import AdamMLPClassifier, TrainingDiverged
 
 
 class ModelError(ValueError):
@@ -39,6 +43,7 @@ class ModelError(ValueError):
 LABEL_INDEX = "label_index"
 PREDICTED_LABEL = "predicted_label"
 FEATURES = "features"
+IS_VALIDATION = "is_validation"  # the rows that stop training early, not fitted on
 
 
 def vector_length(train: DataFrame, column: str) -> int:
@@ -141,10 +146,16 @@ def input_layout(stages: list[Transformer]) -> list[list[str]]:
     return layout
 
 
-def prepare(train: DataFrame, spec: Spec) -> tuple[PipelineModel, DataFrame]:
-    """Fit the label index and the feature transforms; return them and the training input they
-    make (label index, feature vector), cached with a partition per core for the network's
-    many passes. The caller unpersists it."""
+def prepare(
+    train: DataFrame, spec: Spec, validation: DataFrame | None = None
+) -> tuple[PipelineModel, DataFrame]:
+    """Fit the label index and the feature transforms on the training rows; return them and the
+    network's input (label index, feature vector, validation flag).
+
+    The input holds the training rows and, for the adam solver's early stopping, the validation
+    rows of classes the training rows know. MLlib's solvers pass over the training rows
+    hundreds of times, so theirs is cached with a partition per core; the caller unpersists it.
+    """
     label_indexer = StringIndexer(
         inputCol=spec.label_column, outputCol=LABEL_INDEX, stringOrderType="alphabetAsc"
     )
@@ -152,7 +163,13 @@ def prepare(train: DataFrame, spec: Spec) -> tuple[PipelineModel, DataFrame]:
     labels = transforms.stages[0].labels
     if len(labels) < 2:
         raise ModelError(f"training rows of {spec.name} hold {len(labels)} class(es); need 2+")
-    prepared = transforms.transform(train).select(LABEL_INDEX, FEATURES)
+    rows = train.withColumn(IS_VALIDATION, F.lit(False))
+    if validation is not None and spec.model.solver == "adam":
+        known = F.col(quote(spec.label_column)).cast("string").isin(list(labels))
+        rows = rows.unionByName(validation.filter(known).withColumn(IS_VALIDATION, F.lit(True)))
+    prepared = transforms.transform(rows).select(LABEL_INDEX, FEATURES, IS_VALIDATION)
+    if spec.model.solver == "adam":
+        return transforms, prepared  # the trainer reads it once, shuffled across its tasks
     # Every core works on each pass only if the input has a partition per core.
     cores = train.sparkSession.sparkContext.defaultParallelism
     if prepared.rdd.getNumPartitions() < cores:
@@ -160,8 +177,24 @@ def prepare(train: DataFrame, spec: Spec) -> tuple[PipelineModel, DataFrame]:
     return transforms, prepared.cache()
 
 
-def network_for(spec: Spec, layers: list[int]) -> MultilayerPerceptronClassifier:
+def network_for(spec: Spec, layers: list[int]) -> Estimator:
+    """The network's estimator for the spec's solver; both fit MLlib's model."""
     model = spec.model
+    if model.solver == "adam":
+        return AdamMLPClassifier(
+            labelCol=LABEL_INDEX,
+            featuresCol=FEATURES,
+            validationIndicatorCol=IS_VALIDATION,
+            layers=layers,
+            batchSize=model.batch_size,
+            learningRate=model.learning_rate,
+            maxEpochs=model.max_epochs,
+            weightDecay=model.weight_decay,
+            patience=model.patience,
+            tol=model.tol,
+            classWeights=model.class_weights,
+            seed=model.seed,
+        )
     return MultilayerPerceptronClassifier(
         labelCol=LABEL_INDEX,
         featuresCol=FEATURES,
@@ -183,15 +216,18 @@ def assemble(transforms: PipelineModel, network: Transformer) -> PipelineModel:
 
 
 def fit_pipeline(
-    train: DataFrame, spec: Spec, warm_from: PipelineModel | None = None
+    train: DataFrame,
+    spec: Spec,
+    warm_from: PipelineModel | None = None,
+    validation: DataFrame | None = None,
 ) -> tuple[PipelineModel, bool]:
     """Fit the whole pipeline on the training rows with the spec's model settings.
 
-    With `warm_from` (the champion) of the same classes, layers and input layout, the network
-    starts from its weights instead of random ones. Returns the model and whether it was
-    warm-started.
+    `validation` rows stop the adam solver early (its best epoch is kept). With `warm_from`
+    (the champion) of the same classes, layers and input layout, the network starts from its
+    weights instead of random ones. Returns the model and whether it was warm-started.
     """
-    transforms, prepared = prepare(train, spec)
+    transforms, prepared = prepare(train, spec, validation)
     try:
         labels = list(transforms.stages[0].labels)
         layers = [prepared.first()[FEATURES].size, *spec.model.hidden_layers, len(labels)]
@@ -205,14 +241,23 @@ def fit_pipeline(
         if warm:
             network.setInitialWeights(warm_from.stages[-2].weights)
         fitted = network.fit(prepared)
+    except TrainingDiverged as err:
+        raise ModelError(str(err)) from None
     finally:
         prepared.unpersist()
     return assemble(transforms, fitted), warm
 
 
-def loss_history(model: PipelineModel) -> list[float]:
-    """The MLP's objective per iteration."""
-    return list(model.stages[-2].summary().objectiveHistory)
+def training_history(model: PipelineModel) -> dict[str, Any]:
+    """The loss per epoch (adam: training and validation, the kept epoch and why training
+    stopped) or per L-BFGS/gd iteration, of a model fitted in this process."""
+    network = model.stages[-2]
+    history = getattr(network, "training_history", None)
+    if history is not None:
+        return {"unit": "epoch", **dataclasses.asdict(history)}
+    losses = list(network.summary().objectiveHistory)
+    return {"unit": "iteration", "train_loss": losses, "validation_loss": [],
+            "best_epoch": None, "stopped": f"{len(losses)} iterations"}  # fmt: skip
 
 
 def labels_of(model: PipelineModel) -> list[str]:

@@ -59,13 +59,23 @@ def _confusion_png(confusion: list[list[Any]]) -> str:
     return _png(figure)
 
 
-def _loss_png(loss: list[float]) -> str:
+def _loss_png(loss: dict[str, Any]) -> str:
+    """Training loss per epoch (or iteration) and, for adam, the validation loss from epoch 0
+    (the starting weights), with the kept epoch marked."""
     figure, axes = plt.subplots(figsize=(4.5, 3))
-    axes.plot(range(1, len(loss) + 1), loss, marker=".")
-    axes.set_yscale("log" if loss and min(loss) > 0 else "linear")
-    axes.set_xlabel("iteration")
-    axes.set_ylabel("objective")
-    axes.set_title("Training loss")
+    train, validation = loss.get("train_loss") or [], loss.get("validation_loss") or []
+    axes.plot(range(1, len(train) + 1), train, marker=".", label="training")
+    if validation:
+        axes.plot(range(len(validation)), validation, marker=".", label="validation")
+        kept = loss.get("best_epoch")
+        if kept is not None and kept < len(validation):
+            axes.axvline(kept, color="grey", linestyle="--", label=f"kept epoch {kept}")
+    values = [v for v in [*train, *validation] if v is not None]
+    axes.set_yscale("log" if values and min(values) > 0 else "linear")
+    axes.set_xlabel(loss.get("unit", "iteration"))
+    axes.set_ylabel("cross-entropy")
+    axes.set_title("Loss")
+    axes.legend(loc="upper right")
     return _png(figure)
 
 
@@ -151,7 +161,7 @@ def _drift_html(drift: dict[str, Any]) -> str:
 def render(
     record: dict[str, Any],
     details: dict[str, Any],
-    loss: list[float],
+    loss: dict[str, Any],
     history: list[dict[str, Any]],
 ) -> str:
     """The report page as one HTML string."""
@@ -198,6 +208,16 @@ def render(
         + _drift_html(validate.get("drift") or {})
     )
     history_png = _history_png(history, candidate[metric], record["run_date"])
+    trained = record.get("train") or {}
+    training_html = (
+        f"<p id=\"training\">Training: {html.escape(str(trained.get('solver')))}, "
+        f"{html.escape(str(trained.get('stopped')))}; "
+        f"{trained.get('fit_seconds')} s, {trained.get('train_rows')} training rows"
+        + (", warm start from the champion" if trained.get("warm_started_from") else "")
+        + ".</p>"
+        if trained
+        else ""
+    )
     decision = evaluation["decision"]
     colour = {"publish": "#1a7f37", "reject": "#b42318"}.get(decision, "#9a6700")
     title = f"retrain {record['dataset']} {record['run_date']}: {decision}"
@@ -221,10 +241,11 @@ version {_fmt(evaluation.get("champion_version"))}.</p>
 {interval_html}
 <div class="pictures">
 <img alt="confusion matrix" src="data:image/png;base64,{_confusion_png(candidate["confusion"])}">
-<img alt="training loss" src="data:image/png;base64,{_loss_png(loss)}">
+<img alt="loss curve" src="data:image/png;base64,{_loss_png(loss)}">
 <img alt="per-class F1" src="data:image/png;base64,{_per_class_png(candidate, champion)}">
 <img alt="F1 history" src="data:image/png;base64,{history_png}">
 </div>
+{training_html}
 <h2>Per-class metrics (candidate)</h2>
 {_table(per_class_rows, ["class", "precision", "recall", "F1", "support"])}
 <h2>Registered versions</h2>
@@ -240,7 +261,7 @@ def write_report(
     run_dir: Path,
     record: dict[str, Any],
     details: dict[str, Any],
-    loss: list[float],
+    loss: dict[str, Any],
     history: list[dict[str, Any]],
 ) -> Path:
     """Write report.html and report.json into the run folder; return the HTML path."""

@@ -23,7 +23,8 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 COLUMN_TYPES = ("string", "int", "long", "double", "float", "boolean", "date", "timestamp")
 NUMERIC_TYPES = ("int", "long", "double", "float")
 SOURCE_FORMATS = ("csv", "json", "parquet")
-SOLVERS = ("l-bfgs", "gd")
+SOLVERS = ("adam", "l-bfgs", "gd")
+CLASS_WEIGHTS = ("none", "balanced")
 GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy", "positive_f1")
 GATE_MODES = ("enforce", "dry_run", "off")
 PROTECTIONS = ("pseudonymize", "encrypt", "drop")
@@ -74,14 +75,24 @@ class Split:
 
 @dataclass(frozen=True)
 class Model:
-    """MultilayerPerceptronClassifier settings; input and output layers come from the data."""
+    """The network (MLlib's multilayer perceptron: sigmoid hidden layers, softmax output) and
+    how it is trained; input and output layers come from the data."""
 
     hidden_layers: tuple[int, ...] = (64,)
-    solver: str = "l-bfgs"
-    max_iter: int = 200
-    step_size: float = 0.03
+    # adam: mini-batch Adam in one Spark job, early-stopped on the validation split
+    # (retrain.trainer); l-bfgs and gd: MLlib's own full-batch solvers.
+    solver: str = "adam"
+    batch_size: int = 256  # adam: rows per step
+    learning_rate: float = 0.003  # adam: step size
+    max_epochs: int = 200  # adam: passes over the training rows at most
+    weight_decay: float = 1e-4  # adam: decoupled L2 shrinkage of the weights per step (AdamW)
+    patience: int = 10  # adam: epochs without a lower validation loss before stopping
+    class_weights: str = "none"  # adam: none | balanced (rare classes weigh more)
+    max_iter: int = 200  # l-bfgs, gd: iterations
+    step_size: float = 0.03  # gd: step size
+    # adam: the least fall of the validation loss that counts; l-bfgs, gd: convergence
     tol: float = 1e-6
-    # Rows stacked per matrix product (same gradient); 1024 measured slower (make bench).
+    # l-bfgs, gd: rows stacked per matrix product (same gradient); 1024 measured slower.
     block_size: int = 128
     seed: int = 42
     # Start from the champion's weights when its layers match: daily data changes little.
@@ -369,6 +380,25 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
         (not 0 <= spec.max_bad_fraction <= 1, "max_bad_fraction", "must be between 0 and 1"),
         (spec.model.solver not in SOLVERS, "model.solver", f"must be one of {', '.join(SOLVERS)}"),
         (spec.model.max_iter < 1, "model.max_iter", "must be at least 1"),
+        (spec.model.batch_size < 1, "model.batch_size", "must be at least 1"),
+        (
+            not 0 < spec.model.learning_rate <= 1,
+            "model.learning_rate",
+            "must be above 0 and at most 1",
+        ),
+        (spec.model.max_epochs < 1, "model.max_epochs", "must be at least 1"),
+        (spec.model.weight_decay < 0, "model.weight_decay", "must be 0 or more"),
+        (
+            not 1 <= spec.model.patience <= spec.model.max_epochs,
+            "model.patience",
+            f"must be between 1 and model.max_epochs ({spec.model.max_epochs})",
+        ),
+        (
+            spec.model.class_weights not in CLASS_WEIGHTS,
+            "model.class_weights",
+            f"must be one of {', '.join(CLASS_WEIGHTS)}",
+        ),
+        (spec.model.tol < 0, "model.tol", "must be 0 or more"),
         (spec.model.block_size < 1, "model.block_size", "must be at least 1"),
         (
             any(n < 1 for n in spec.model.hidden_layers),
