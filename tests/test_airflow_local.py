@@ -114,7 +114,7 @@ def create_backfill(api: Api, body: dict) -> tuple[int, Any]:
 
 def test_bad_params_are_refused_before_a_run_exists(airflow):
     api = airflow["api"]
-    for conf, message in (({"max_iter": 0}, "minimum"), ({"gate_mode": "yolo"}, "yolo")):
+    for conf, message in (({"max_epochs": 0}, "minimum"), ({"gate_mode": "yolo"}, "yolo")):
         status, body = api.call(
             "POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "conf": conf}
         )
@@ -125,7 +125,7 @@ def test_bad_params_are_refused_before_a_run_exists(airflow):
 def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
     api, home, today = airflow["api"], airflow["home"], airflow["today"]
     started = time.monotonic()
-    finished, tasks = trigger_and_wait(api, DAG, {"max_iter": 150, "gate_mode": "enforce"}, 900)
+    finished, tasks = trigger_and_wait(api, DAG, {"max_epochs": 150, "gate_mode": "enforce"}, 900)
     elapsed = time.monotonic() - started
     states = {t["task_id"]: t["state"] for t in tasks}
     assert finished["state"] == "success", states
@@ -133,7 +133,7 @@ def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
     assert all(t["try_number"] == 1 for t in tasks)
     record = json.loads((home / "runs" / "digits" / today.isoformat() / "record.json").read_text())
     assert record["run_date"] == today.isoformat() and record["state"] == "success"
-    assert record["train"]["params"]["max_iter"] == 150  # the Param reached the job
+    assert record["train"]["params"]["max_epochs"] == 150  # the Param reached the job
     assert record["publish"]["champion_version"] == "1" and record["publish"]["champion_moved"]
     durations = {t["task_id"]: round(t["duration"], 1) for t in tasks}
     (home / "trigger_timings.json").write_text(json.dumps({"total": elapsed, **durations}))

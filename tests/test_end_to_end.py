@@ -1,10 +1,12 @@
 """The real retrain_digits DAG through Airflow's dag.test(), on local Spark, with real MLflow.
 
-Two consecutive dates, then a rerun of the second: the rerun must leave every partition as it
-was and add no registry version. Last, a run with a crippled model (`model.max_iter=1`) must be
-rejected with the champion left in place. Then a corrupted third day (every image inverted:
-values in range, so ingest keeps them) must fail at validation on drift, once, without a retry,
-with the champion unchanged and the failure and its Data Docs in `retrain status`.
+Two consecutive dates (the second, trained on twice the rows, publishes if the gate finds it
+better beyond noise), then a rerun of the second: the rerun must leave every partition as it
+was, add no registry version and, its candidate no better than the champion, be rejected.
+Last, a run with a crippled model (one epoch) must be rejected with the champion left in
+place. Then a corrupted third day (every image inverted: values in range, so ingest keeps them)
+must fail at validation on drift, once, without a retry, with the champion unchanged and the
+failure and its Data Docs in `retrain status`.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def pipeline(tmp_path_factory, spark, alerts):
     status_after_rerun = json.loads(retrain(home, "status", "digits", "--json").stdout)
     day2_report = (home / "runs" / "digits" / DAY2.isoformat() / "report.html").read_text()
     crippled = retrain(
-        home, "run", "digits", "--date", DAY2.isoformat(), "--param", "model.max_iter=1"
-    )
+        home, "run", "digits", "--date", DAY2.isoformat(),
+        "--param", "model.max_epochs=1", "--param", "model.patience=1",
+    )  # fmt: skip
     status_final = json.loads(retrain(home, "status", "digits", "--json").stdout)
     land_inverted_digits(home, DAY3)
     corrupted = retrain(home, "run", "digits", "--date", DAY3.isoformat(), expect=1)
@@ -122,17 +125,35 @@ def pipeline(tmp_path_factory, spark, alerts):
         os.environ["RETRAIN_HOME"] = previous
 
 
-def test_champion_is_published_with_f1_above_093(pipeline):
+def first_runs(pipeline) -> dict[str, dict]:
+    """Both dates' runs before the rerun, by date."""
+    return {r["run_date"]: r for r in pipeline["status_before"]["runs"]}
+
+
+def day2_published(pipeline) -> bool:
+    """Whether day 2's first run moved the champion: the gate decides on the bootstrap interval
+    of its gain, which on ~360 test rows lies close to zero either way."""
+    day2 = first_runs(pipeline)[DAY2.isoformat()]
+    assert day2["decision"] in ("publish", "reject")
+    published = day2["decision"] == "publish"
+    beyond_noise = "better than the champion beyond noise: weighted_f1 +"
+    assert day2["reason"].startswith(beyond_noise if published else f"not {beyond_noise}")
+    return published
+
+
+def test_champion_is_published_with_f1_above_095(pipeline):
     champion = pipeline["status"]["champion"]
-    assert champion["version"] == 1
-    assert champion["run_date"] == DAY1.isoformat()
+    day = DAY2 if day2_published(pipeline) else DAY1
+    assert champion["version"] == (2 if day == DAY2 else 1)
+    assert champion["run_date"] == day.isoformat()
     assert champion["metric"] == "weighted_f1"
-    assert champion["f1"] >= 0.93
+    assert champion["f1"] >= 0.95
     runs = {r["run_date"]: r for r in pipeline["status"]["runs"]}
     assert set(runs) == {DAY1.isoformat(), DAY2.isoformat()}  # before the corrupted day
     assert all(r["state"] == "success" for r in runs.values())
-    assert runs[DAY1.isoformat()]["decision"] == "publish"
-    assert runs[DAY1.isoformat()]["f1"] == pytest.approx(champion["f1"])
+    first = first_runs(pipeline)
+    assert first[DAY1.isoformat()]["decision"] == "publish"
+    assert first[day.isoformat()]["f1"] == pytest.approx(champion["f1"])
     pages = runs[DAY2.isoformat()]["data_docs"]
     assert set(pages) == {"raw", "drift", "features"}
     assert all(Path(page).is_file() for page in pages.values())
@@ -154,12 +175,18 @@ def test_each_stage_records_where_its_time_went(pipeline):
     assert record["train"]["timings"]["write"] == 0
 
 
-def test_second_day_keeps_the_champion_when_the_gain_is_noise(pipeline):
-    """Day 2 scores higher, but on 360 test rows the bootstrap interval includes zero."""
+def test_second_day_trains_on_both_days_and_scores_higher(pipeline):
+    first = first_runs(pipeline)
+    assert first[DAY2.isoformat()]["f1"] > first[DAY1.isoformat()]["f1"]
+    day2_published(pipeline)  # the decision follows the interval
+
+
+def test_rerun_is_no_better_than_the_champion(pipeline):
+    """The rerun trains the same model again: its gain over the champion is noise at most."""
     day2 = {r["run_date"]: r for r in pipeline["status"]["runs"]}[DAY2.isoformat()]
     assert day2["decision"] == "reject"
     assert day2["reason"].startswith("not better than the champion beyond noise: weighted_f1 +")
-    assert day2["f1"] >= 0.93
+    assert day2["f1"] >= 0.95
     assert day2["report"].endswith(f"runs/digits/{DAY2}/report.html")
     report = pipeline["day2_report"]  # read before the crippled run replaced it
     assert "not better than the champion beyond noise" in report
@@ -203,7 +230,8 @@ def test_versions_carry_lineage_tags(pipeline):
     for key in ("spec_hash", "data_hash", "code_version", "fingerprint"):
         assert tags["2"][key]
     assert tags["1"]["fingerprint"] != tags["2"]["fingerprint"]
-    assert (tags["1"]["decision"], tags["2"]["decision"]) == ("publish", "reject")
+    day2 = "publish" if day2_published(pipeline) else "reject"
+    assert (tags["1"]["decision"], tags["2"]["decision"]) == ("publish", day2)
 
 
 def test_corrupted_day_fails_at_validation_once_and_keeps_the_champion(pipeline):
@@ -227,17 +255,20 @@ def test_corrupted_day_fails_at_validation_once_and_keeps_the_champion(pipeline)
 
 
 def test_each_run_that_needs_a_person_sent_one_alert(pipeline, alerts):
-    """Day 1 published (no alert); day 2, its rerun and the crippled run were rejected; day 3
-    failed validation: one message each, with the report or the Data Docs."""
-    assert [a["kind"] for a in alerts] == ["rejected"] * 3 + ["validation_failed"]
+    """Day 1 published (no alert); day 2 published (no alert) or was rejected; its rerun and the
+    crippled run were rejected; day 3 failed validation: one message each, with the report or
+    the Data Docs."""
+    rejected = 2 if day2_published(pipeline) else 3
+    assert [a["kind"] for a in alerts] == ["rejected"] * rejected + ["validation_failed"]
     assert all(a["dag_id"] == "retrain_digits" for a in alerts)
-    assert "not better than the champion beyond noise" in alerts[0]["text"]
-    assert alerts[0]["links"] == [
+    rerun, crippled, corrupted = alerts[-3:]
+    assert "not better than the champion beyond noise" in rerun["text"]
+    assert rerun["links"] == [
         str(pipeline["home"] / "runs" / "digits" / f"{DAY2}" / "report.html")
     ]
-    assert "below the floor" in alerts[2]["text"]
-    assert f"for {DAY3}" in alerts[3]["text"] and "drift" in alerts[3]["text"]
-    assert alerts[3]["links"] and all(link.endswith(".html") for link in alerts[3]["links"])
+    assert "below the floor" in crippled["text"]
+    assert f"for {DAY3}" in corrupted["text"] and "drift" in corrupted["text"]
+    assert corrupted["links"] and all(link.endswith(".html") for link in corrupted["links"])
 
 
 def test_suggest_suite_command_writes_suites_that_pass_their_day(pipeline, tmp_path):

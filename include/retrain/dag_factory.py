@@ -55,6 +55,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # Typed trigger Params and the spec key each overrides for one run.
 PARAM_KEYS = {
     "gate_mode": "gate.mode",
+    "max_epochs": "model.max_epochs",
+    "learning_rate": "model.learning_rate",
     "max_iter": "model.max_iter",
     "hidden_layers": "model.hidden_layers",
     "step_size": "model.step_size",
@@ -156,9 +158,18 @@ def trigger_params(spec: Spec) -> dict[str, Param]:
             description=f"enforce: publish only a better model; dry_run: decide, never publish; "
             f"off: always publish. Empty: the spec's ({gate.mode}).",
         ),
+        "max_epochs": optional(
+            "integer", "Epochs at most", f"Passes over the training rows (adam solver); "
+            f"training stops earlier when the validation loss stops falling. Empty: the "
+            f"spec's ({model.max_epochs}).", minimum=1, maximum=100_000,
+        ),
+        "learning_rate": optional(
+            "number", "Learning rate", f"Adam's step size (adam solver). Empty: the spec's "
+            f"({model.learning_rate}).", exclusiveMinimum=0, maximum=1,
+        ),
         "max_iter": optional(
-            "integer", "Training iterations", f"Empty: the spec's ({model.max_iter}).",
-            minimum=1, maximum=100_000,
+            "integer", "Training iterations", f"l-bfgs and gd solvers. Empty: the spec's "
+            f"({model.max_iter}).", minimum=1, maximum=100_000,
         ),
         "hidden_layers": optional(
             "array", "Hidden layers", f"Sizes of the hidden layers. Empty: the spec's "

@@ -209,7 +209,7 @@ def scaffold_spec(
         "sensitive": sensitive,
         "window_days": 7,
         "split": {"train": 0.7, "validation": 0.1, "test": 0.2, "seed": 42},
-        "model": {"hidden_layers": [32], "max_iter": 200, "seed": 42},
+        "model": {"hidden_layers": [64], "solver": "adam", "seed": 42},
         "gate": {"metric": "weighted_f1", "min_f1": 0.8, "min_test_rows": 30},
     }
     return {k: v for k, v in data.items() if v != {}}, why

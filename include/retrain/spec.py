@@ -82,8 +82,9 @@ class Model:
     # adam: mini-batch Adam in one Spark job, early-stopped on the validation split
     # (retrain.trainer); l-bfgs and gd: MLlib's own full-batch solvers.
     solver: str = "adam"
-    batch_size: int = 256  # adam: rows per step
-    learning_rate: float = 0.003  # adam: step size
+    # adam: rows per step at most; small data takes smaller batches (20+ steps an epoch)
+    batch_size: int = 256
+    learning_rate: float = 0.01  # adam: step size
     max_epochs: int = 200  # adam: passes over the training rows at most
     weight_decay: float = 1e-4  # adam: decoupled L2 shrinkage of the weights per step (AdamW)
     patience: int = 10  # adam: epochs without a lower validation loss before stopping

@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,7 @@ from retrain.network import (
 log = logging.getLogger(__name__)
 # Fewer rows than this per task and averaging costs more accuracy than the second core gains.
 ROWS_PER_TASK = 50_000
+MIN_STEPS_PER_EPOCH = 20
 _SCALARS = 7  # validation loss, weight, rows; training loss, weight, rows; Adam's step
 _RESULT_SCHEMA = "weights binary, history string"
 
@@ -161,6 +162,13 @@ def _combine(messages: list[bytes], size: int) -> tuple[float | None, float | No
     return validation, train, state, counts
 
 
+def batch_size_for(config: _Config, rows: int) -> int:
+    """The spec's batch size, smaller for small data: every epoch takes at least
+    MIN_STEPS_PER_EPOCH steps, so early stopping has something to stop and a few hundred rows
+    still learn."""
+    return max(1, min(config.settings.batch_size, math.ceil(rows / MIN_STEPS_PER_EPOCH)))
+
+
 def _local_round(
     config: _Config, state: Adam, parts: dict[str, Rows], *, epoch: int, task: int
 ) -> bytes:
@@ -172,7 +180,8 @@ def _local_round(
     state = Adam(state.weights.copy(), state.m.copy(), state.v.copy(), state.step)
     if epoch < config.max_epochs and len(train):
         rng = np.random.default_rng([config.seed, task, epoch])
-        t_loss, t_weight = adam_epoch(net, state, train, config.settings, rng)
+        settings = replace(config.settings, batch_size=batch_size_for(config, len(train)))
+        t_loss, t_weight = adam_epoch(net, state, train, settings, rng)
     scalars = [v_loss, v_weight, len(validation), t_loss, t_weight, len(train), state.step]
     return _pack(scalars, state)
 
@@ -319,8 +328,8 @@ class AdamMLPClassifier(
         labelCol: str = "label",
         layers: list[int] | None = None,
         batchSize: int = 256,
-        learningRate: float = 0.003,
-        maxEpochs: int = 100,
+        learningRate: float = 0.01,
+        maxEpochs: int = 200,
         weightDecay: float = 1e-4,
         patience: int = 10,
         tol: float = 1e-6,
@@ -332,7 +341,7 @@ class AdamMLPClassifier(
         syncMode: str = "auto",
     ) -> None:
         super().__init__()
-        self._setDefault(batchSize=256, learningRate=0.003, maxEpochs=100, weightDecay=1e-4,
+        self._setDefault(batchSize=256, learningRate=0.01, maxEpochs=200, weightDecay=1e-4,
                          patience=10, tol=1e-6, classWeights="none", seed=42, numTasks=0,
                          syncMode="auto")  # fmt: skip
         self._set(**self._input_kwargs)
