@@ -109,8 +109,11 @@ def compare(spark: SparkSession, name: str, folder: Path, model: dict[str, Any])
         "rows": {s: frame.count() for s, frame in splits.items()},
         "feature_types": {c: spec.feature_type(c) for c in spec.feature_columns},
         "retrain": _scores(truth, np.array([r.probability.toArray() for r in scored]), labels)
-        | {"seconds": round(seconds, 2), "epochs": len(history["train_loss"]),
-           "stopped": history["stopped"]},  # fmt: skip
+        | {
+            "seconds": round(seconds, 2),
+            "epochs": len(history["train_loss"]),
+            "stopped": history["stopped"],
+        },  # fmt: skip
     }
     columns = [spec.id_column, spec.label_column, *list(spec.feature_columns)]
     train = splits["train"].unionByName(splits["validation"]).select(*columns).toPandas()

@@ -210,7 +210,7 @@ def render(
     history_png = _history_png(history, candidate[metric], record["run_date"])
     trained = record.get("train") or {}
     training_html = (
-        f"<p id=\"training\">Training: {html.escape(str(trained.get('solver')))}, "
+        f'<p id="training">Training: {html.escape(str(trained.get("solver")))}, '
         f"{html.escape(str(trained.get('stopped')))}; "
         f"{trained.get('fit_seconds')} s, {trained.get('train_rows')} training rows"
         + (", warm start from the champion" if trained.get("warm_started_from") else "")
