@@ -18,6 +18,7 @@ test: $(INSTALLED)
 # Side-by-side measurements (bench/run.py); PyTorch is installed for it only, never at runtime.
 bench: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r bench/datasets.txt
 	$(BIN)/python -m bench.run
 
 lint: $(INSTALLED)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import public
 from bench.teacher import CLASSES, FEATURES
 
 HIDDEN = [64]  # every student: 64 -> 64 (sigmoid) -> 10 (softmax), MLlib's architecture
@@ -74,10 +75,12 @@ def spark_session(java_blas: bool = False):  # noqa: ANN201
     from pyspark.sql import SparkSession
 
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # inherited by the JVM pyspark starts
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python tasks: this venv
     builder = (
         SparkSession.builder.master(f"local[{os.cpu_count()}]")
         .appName("retrain-bench")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "6g")
         .config("spark.sql.shuffle.partitions", str(os.cpu_count()))
     )
@@ -94,9 +97,10 @@ def spark_split(spark, path: str):  # noqa: ANN001, ANN201
     return frame.where("id % 5 != 0"), frame.where("id % 5 = 0")
 
 
-def bench_spec(max_iter: int, warm: bool = False):  # noqa: ANN201
+def bench_spec(max_iter: int, warm: bool = False, solver: str = "l-bfgs"):  # noqa: ANN201
     from retrain.spec import parse_spec
 
+    model = {"hidden_layers": HIDDEN, "solver": solver, "max_iter": max_iter, "warm_start": warm}
     return parse_spec(
         {
             "name": "bench_teacher",
@@ -105,7 +109,7 @@ def bench_spec(max_iter: int, warm: bool = False):  # noqa: ANN201
             "id_column": "id",
             "label_column": "label",
             "feature_columns": FEATURE_NAMES,
-            "model": {"hidden_layers": HIDDEN, "max_iter": max_iter, "warm_start": warm},
+            "model": model,
         },
         "bench",
     )
@@ -115,17 +119,18 @@ def bench_spec(max_iter: int, warm: bool = False):  # noqa: ANN201
 
 
 def case_gemm(args: argparse.Namespace) -> dict[str, Any]:
-    """numpy's FP64 GEMM rate on all cores: the machine's practical peak for this work."""
+    """numpy's GEMM rate on all cores at `--dtype` precision: the machine's practical peak."""
     n = args.n
     rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(n, n)), rng.normal(size=(n, n))
+    a, b = (rng.normal(size=(n, n)).astype(args.dtype) for _ in range(2))
     a @ b  # warm up threads and caches
     rates = []
     for _ in range(args.repeats):
         started = time.perf_counter()
         a @ b
         rates.append(2 * n**3 / (time.perf_counter() - started) / 1e9)
-    return {"gemm_peak_gflops": round(float(np.median(rates)), 2), "n": n, "runs": rates}
+    return {"gemm_peak_gflops": round(float(np.median(rates)), 2), "n": n, "runs": rates,
+            "dtype": args.dtype}  # fmt: skip
 
 
 def case_mlp_pass(args: argparse.Namespace) -> dict[str, Any]:
@@ -216,6 +221,69 @@ def case_retrain(args: argparse.Namespace) -> dict[str, Any]:
     return outcome | {"prepare_seconds": round(prepare_seconds, 2), "blas": blas_in_use(spark)}
 
 
+def case_trainer(args: argparse.Namespace) -> dict[str, Any]:
+    """retrain's adam trainer (`AdamMLPClassifier`) on retrain's prepared input (transforms
+    fitted, input cached, as the train stage makes it). Each attempt is a fresh fit of E epochs
+    (E = 1, 2, ...), timed from the fit call to MLlib's model in hand; the first that reaches
+    the target F1 counts. `--warm FILE`: every fit starts from a champion fitted (with early
+    stopping) on another day's data, as `model.warm_start` does."""
+    from pyspark.sql import functions as F
+
+    from retrain.model import IS_VALIDATION, assemble, fit_pipeline, prepare
+    from retrain.trainer import AdamMLPClassifier
+
+    spark = spark_session()
+    train, test = spark_split(spark, args.data)
+    spec = bench_spec(1, solver="adam")
+    transforms, prepared = prepare(train, spec)
+    prepared = prepared.cache()
+    rows = prepared.count()
+    truth = np.array([r.label for r in test.select("label").collect()])
+    test = test.cache()
+    test.count()
+    initial = None
+    if args.warm:
+        previous, _ = spark_split(spark, args.warm)
+        held_out = F.col("id") % 10 == 1  # the champion's own validation rows
+        champion, _ = fit_pipeline(
+            previous.where(~held_out), spec, validation=previous.where(held_out)
+        )
+        initial = champion.stages[-2].weights
+    attempts = []
+    for epochs in range(1, args.max_epochs + 1):
+        estimator = AdamMLPClassifier(
+            labelCol="label_index", featuresCol="features", validationIndicatorCol=IS_VALIDATION,
+            layers=[FEATURES, *HIDDEN, CLASSES], maxEpochs=epochs, patience=epochs,
+            numTasks=args.tasks, seed=1,
+        )  # fmt: skip
+        if initial is not None:
+            estimator.setInitialWeights(initial)
+        started = time.perf_counter()
+        network = estimator.fit(prepared)
+        seconds = time.perf_counter() - started
+        predicted = assemble(transforms, network).transform(test).select("predicted_label")
+        f1 = weighted_f1(truth, np.array([int(r.predicted_label) for r in predicted.collect()]))
+        history = network.training_history
+        attempts.append({"epochs": epochs, "seconds": round(seconds, 2), "f1": round(f1, 4),
+                         "epoch_seconds": round(history.epoch_seconds, 3),
+                         "tasks": history.tasks})  # fmt: skip
+        if f1 >= args.target:
+            break
+    reached = attempts[-1] if attempts[-1]["f1"] >= args.target else None
+    flops = 6 * rows * attempts[-1]["epochs"] * layer_flops()
+    return {
+        "seconds": reached["seconds"] if reached else None,
+        "f1": attempts[-1]["f1"],
+        "epochs": attempts[-1]["epochs"],
+        "tasks": attempts[-1]["tasks"],
+        "rows": rows,
+        # FLOPs of the epochs (forward and backward) over the time in them, all tasks together
+        "epoch_gflops": round(flops / attempts[-1]["epoch_seconds"] / 1e9, 2),
+        "attempts": attempts,
+        **({} if reached else {"not_reached": True}),
+    }
+
+
 def case_mllib_default(args: argparse.Namespace) -> dict[str, Any]:
     """A typical hand-rolled job: VectorAssembler + MultilayerPerceptronClassifier with its
     defaults (no scaling, no caching), continued in chunks of CHUNK iterations."""
@@ -297,6 +365,22 @@ def case_torch(args: argparse.Namespace) -> dict[str, Any]:
     return race(epoch, evaluate, args.target) | {"torch": torch.__version__}
 
 
+def case_quality(args: argparse.Namespace) -> dict[str, Any]:
+    """retrain's model against scikit-learn's on public datasets (bench/quality.py)."""
+    from bench.quality import compare
+
+    spark = spark_session()
+    with tempfile.TemporaryDirectory() as folder:
+        results = {
+            name: compare(spark, name, Path(folder), {}) for name in args.datasets.split(",")
+        }
+    return {
+        "datasets": results,
+        "f1_vs_best_sklearn_min": min(r["f1_vs_best_sklearn"] for r in results.values()),
+        "log_loss_ratio_max": max(r["log_loss_ratio"] for r in results.values()),
+    }
+
+
 def case_gx(args: argparse.Namespace) -> dict[str, Any]:
     """retrain's validate (GX suite in Spark, results and Data Docs) vs one hand-written Spark
     aggregate computing the same checks, on the same partition."""
@@ -334,6 +418,8 @@ CASES = {
     "gemm": case_gemm,
     "mlp_pass": case_mlp_pass,
     "retrain": case_retrain,
+    "trainer": case_trainer,
+    "quality": case_quality,
     "mllib_default": case_mllib_default,
     "sklearn": case_sklearn,
     "torch": case_torch,
@@ -353,6 +439,10 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=0, help="mlp_pass: default as read")
     parser.add_argument("--java-blas", action="store_true", help="mlp_pass: without native BLAS")
     parser.add_argument("--n", type=int, default=2048)
+    parser.add_argument("--dtype", default="float64", help="gemm: float64 or float32")
+    parser.add_argument("--tasks", type=int, default=0, help="trainer: 0 = as the trainer picks")
+    parser.add_argument("--max-epochs", type=int, default=30, help="trainer: attempts at most")
+    parser.add_argument("--datasets", default=",".join(public.NAMES), help="quality: which")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     result = CASES[args.case](args)

@@ -11,6 +11,7 @@ Training is mini-batch Adam with decoupled weight decay (AdamW) on a weighted cr
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,7 +100,7 @@ class Network:
         for i in range(len(pairs) - 1, -1, -1):
             (grad_matrix, grad_bias), below = grads[i], activations[i]
             np.matmul(below.T, delta, out=grad_matrix)
-            delta.sum(axis=0, out=grad_bias)
+            np.matmul(_ones(len(delta), delta.dtype), delta, out=grad_bias)  # BLAS column sums
             if i:
                 delta = delta @ pairs[i][0].T
                 delta *= below
@@ -136,7 +137,12 @@ def _sigmoid(z: np.ndarray) -> None:
 def _softmax(z: np.ndarray) -> None:
     z -= z.max(axis=1, keepdims=True)
     np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
+    z /= (z @ _ones(z.shape[1], z.dtype))[:, None]  # row sums by BLAS: numpy's are slow here
+
+
+@functools.cache
+def _ones(size: int, dtype: np.dtype) -> np.ndarray:
+    return np.ones(size, dtype)
 
 
 @dataclass

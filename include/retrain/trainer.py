@@ -53,9 +53,10 @@ from retrain.network import (
 
 log = logging.getLogger(__name__)
 # Fewer rows than this per task and averaging costs more accuracy than the second core gains.
-ROWS_PER_TASK = 50_000
+ROWS_PER_TASK = 100_000
 MIN_STEPS_PER_EPOCH = 20
-_SCALARS = 7  # validation loss, weight, rows; training loss, weight, rows; Adam's step
+# validation loss, weight, rows; training loss, weight, rows; Adam's step; epoch seconds
+_SCALARS = 8
 _RESULT_SCHEMA = "weights binary, history string"
 
 
@@ -76,6 +77,7 @@ class History:
     tasks: int = 1
     sync: str = "barrier"
     diverged: bool = False
+    epoch_seconds: float = 0.0  # in Adam's epochs (the slowest task's), not data or sync
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,11 @@ def _combine(messages: list[bytes], size: int) -> tuple[float | None, float | No
     state.step = int(round(totals[6] / len(messages)))
     validation = float(totals[0] / totals[1]) if totals[1] else None
     train = float(totals[3] / totals[4]) if totals[4] else None
-    counts = {"validation_rows": int(totals[2]), "train_rows": int(totals[5])}
+    counts = {
+        "validation_rows": int(totals[2]),
+        "train_rows": int(totals[5]),
+        "seconds": float(max(s[7] for s in scalars)),
+    }
     return validation, train, state, counts
 
 
@@ -178,12 +184,16 @@ def _local_round(
     v_loss, v_weight = net.loss(state.weights, validation)
     t_loss = t_weight = 0.0
     state = Adam(state.weights.copy(), state.m.copy(), state.v.copy(), state.step)
+    started = time.perf_counter()
     if epoch < config.max_epochs and len(train):
         rng = np.random.default_rng([config.seed, task, epoch])
         settings = replace(config.settings, batch_size=batch_size_for(config, len(train)))
         t_loss, t_weight = adam_epoch(net, state, train, settings, rng)
-    scalars = [v_loss, v_weight, len(validation), t_loss, t_weight, len(train), state.step]
-    return _pack(scalars, state)
+    seconds = time.perf_counter() - started
+    return _pack(
+        [v_loss, v_weight, len(validation), t_loss, t_weight, len(train), state.step, seconds],
+        state,
+    )
 
 
 def _rounds(
@@ -198,6 +208,7 @@ def _rounds(
             validation, train, averaged, counts = _combine(round_of(state, epoch), net.size)
             history.train_rows = counts["train_rows"]
             history.validation_rows = counts["validation_rows"]
+            history.epoch_seconds += counts["seconds"]
             if stopping.observe(epoch, validation, train, state.weights):
                 break
             if not np.all(np.isfinite(averaged.weights)):
@@ -378,7 +389,9 @@ class AdamMLPClassifier(
             class_weights=self._class_weights(frame, layers[-1]),
         )
         tasks = self.getOrDefault(self.numTasks) or self._tasks_for(frame)
-        frame = frame.repartition(tasks)  # round robin: every task gets a share of every day
+        # One task reads every partition in turn (no shuffle); several get a round-robin share
+        # of every partition (a barrier stage needs its own partitions, made by a shuffle).
+        frame = frame.coalesce(1) if tasks == 1 else frame.repartition(tasks)
         mode = self.getOrDefault(self.syncMode)
         if mode == "auto":
             dynamic = spark.conf.get("spark.dynamicAllocation.enabled", "false") == "true"
