@@ -75,7 +75,7 @@ class History:
     train_rows: int = 0
     validation_rows: int = 0
     tasks: int = 1
-    sync: str = "barrier"
+    sync: str = "barrier"  # one task | barrier (one job) | jobs (one job per epoch)
     diverged: bool = False
     epoch_seconds: float = 0.0  # in Adam's epochs (the slowest task's), not data or sync
 
@@ -400,7 +400,7 @@ class AdamMLPClassifier(
             weights, history = self._fit_in_one_job(frame, config, initial, tasks)
         else:
             weights, history = self._fit_by_jobs(frame, config, initial)
-        history.tasks, history.sync = tasks, mode
+        history.tasks, history.sync = tasks, "one task" if tasks == 1 else mode
         if history.diverged:
             raise TrainingDiverged(history.stopped)
         model = to_mllib(spark, layers, weights, self.getFeaturesCol(), self.getLabelCol())
