@@ -17,7 +17,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
 from retrain import registry
-from retrain.job import RetrainError, RunContext, exists, is_complete, main
+from retrain.job import RetrainError, RunContext, is_complete, main
 from retrain.metrics import HEADLINE, bootstrap_difference, classification_metrics, prepare
 from retrain.model import PREDICTED_LABEL, labels_of
 from retrain.report import write_report
@@ -95,7 +95,7 @@ def compare(candidate: DataFrame, champion: DataFrame, gate: Gate) -> dict[str, 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     spec, gate, features = ctx.spec, ctx.spec.gate, ctx.paths.features(ctx.run_date)
     candidate_path = ctx.paths.candidate(ctx.run_date)
-    if not is_complete(spark, features) or not exists(spark, candidate_path):
+    if not is_complete(spark, features) or not is_complete(spark, candidate_path):
         raise RetrainError(f"features or candidate model for {ctx.run_date} missing; run train")
     test = spark.read.parquet(features).filter("split = 'test'").cache()
     model = PipelineModel.load(candidate_path)

@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 
 from retrain import registry
 from retrain.features import augment_training
-from retrain.job import DataRejected, RetrainError, RunContext, is_complete, main
+from retrain.job import DataRejected, RetrainError, RunContext, is_complete, main, save_model
 from retrain.model import ModelError, fit_pipeline, labels_of, training_history
 
 
@@ -41,7 +41,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     except ModelError as err:  # deterministic (fixed seeds): a retry would fail the same way
         raise DataRejected(str(err)) from None
     fit_seconds = time.monotonic() - started
-    model.write().overwrite().save(ctx.paths.candidate(ctx.run_date))
+    save_model(spark, model, ctx.paths.candidate(ctx.run_date))
     history = training_history(model)
     run_dir = ctx.paths.run_dir(ctx.run_date)
     run_dir.mkdir(parents=True, exist_ok=True)

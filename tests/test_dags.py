@@ -139,6 +139,12 @@ def test_bad_trigger_values_are_refused_by_the_params(values, message):
         params.get_param(name).resolve(value)
 
 
+def test_override_keys_with_digits_pass_the_form_as_they_pass_the_cli():
+    params = build_dag(load_spec("digits")).params
+    assert params.get_param("overrides").resolve({"gate.min_f1": 0.5}) == {"gate.min_f1": 0.5}
+    assert load_spec("digits").with_overrides({"gate.min_f1": 0.5}).gate.min_f1 == 0.5
+
+
 def test_typed_params_become_overrides_that_the_spec_accepts():
     params = {"max_iter": 50, "gate_mode": "dry_run", "hidden_layers": [32, 16],
               "warm_start": None, "overrides": {"model.tol": 1e-5}}  # fmt: skip

@@ -142,7 +142,7 @@ def published(spark, home, secret):
     model = Pipeline(stages=[StringIndexer(inputCol="label", outputCol="i")]).fit(frame)
     registry.configure()
     with mlflow.start_run(experiment_id=registry.experiment_id("toy")):
-        version = registry.log_signed_model(model, "retrain_toy")
+        version = registry.log_signed_model(model, "retrain_toy", {"run_date": "2026-03-01"})
     mlflow.MlflowClient().set_registered_model_alias("retrain_toy", registry.CHAMPION, version)
     stored = [p for p in (home / "mlflow" / "artifacts").rglob("*") if p.is_file()]
     return version, stored

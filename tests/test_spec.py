@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from retrain.spec import Spec, SpecError, load_all_specs, load_spec, load_spec_file, parse_spec
+from tests.helpers import toy_spec
 
 
 def minimal(**changes: object) -> dict:
@@ -69,6 +70,13 @@ def test_defaults_fill_optional_sections():
         ({"schema": {"id": "long", "label": "text"}}, "key 'schema.label' has unknown type"),
         ({"split": {"train": 0.9, "validation": 0.1, "test": 0.1}}, "add up to 1"),
         ({"model": {"solver": "sgd"}}, "key 'model.solver' must be one of adam, l-bfgs, gd"),
+        ({"source": {"landing_path": "../../etc"}}, "key 'source.landing_path' must be a path"),
+        ({"source": {"landing_path": "/root"}}, "key 'source.landing_path' must be a path"),
+        ({"source": {"landing_path": "file:///etc"}}, "key 'source.landing_path' must be a"),
+        (
+            {"source": {"options": {"mode": "DROPMALFORMED"}}},
+            "key 'source.options.mode' is not a csv reader option retrain allows",
+        ),
         ({"model": {"batch_size": 0}}, "key 'model.batch_size' must be at least 1"),
         ({"model": {"learning_rate": -0.1}}, "key 'model.learning_rate' must be above 0"),
         (
@@ -142,3 +150,9 @@ def test_invalid_yaml(tmp_path: Path):
     path.write_text("name: [unclosed")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec_file(path)
+
+
+def test_reader_option_keys_are_matched_as_spark_matches_them():
+    spec = toy_spec(source={"format": "csv", "options": {"Header": "true", "SEP": ";"}})
+    assert spec.source.options == {"header": "true", "sep": ";"}
+    assert toy_spec(source={"landing_path": "s3a://feeds/toy"}).landing_path == "s3a://feeds/toy"

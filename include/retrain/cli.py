@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from retrain.local_airflow import airflow_env, ensure_airflow_db
-from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root
+from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, parse_date
 from retrain.runs import data_docs
 from retrain.spec import Spec, SpecError, load_spec, load_spec_file
 from retrain.validation import SUITES
@@ -55,7 +58,7 @@ def _landing_dates(spec: Spec) -> list[date]:
     found = []
     for folder in landing.glob("ds=*"):
         try:
-            found.append(date.fromisoformat(folder.name.removeprefix("ds=")))
+            found.append(parse_date(folder.name.removeprefix("ds=")))
         except ValueError:
             continue
     return sorted(found)
@@ -75,6 +78,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.latest
             else "give --date YYYY-MM-DD (repeatable) or --latest N"
         )
+    with ExitStack() as held:  # before Airflow: a refused run touches nothing
+        for run_date in sorted(set(dates)):
+            held.enter_context(_only_run_of(spec.name, run_date))
+        return _run_dates(spec, sorted(set(dates)), overrides)
+
+
+@contextmanager
+def _only_run_of(dataset: str, run_date: date) -> Iterator[None]:
+    """Hold the one `retrain run` of a dataset and date: a second one would make `dag.test`
+    delete the first's Airflow run."""
+    path = home() / "locks" / f"{dataset}-{run_date}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpecError(
+                f"another `retrain run` of {dataset} for {run_date} is in progress; let it "
+                "finish, then run again"
+            ) from None
+        yield
+
+
+def _run_dates(spec: Spec, dates: list[date], overrides: dict[str, Any]) -> int:
     os.environ.update(airflow_env())
     ensure_airflow_db(dict(os.environ))
     from retrain.dag_factory import build_dag
@@ -82,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     dag = build_dag(spec)
     failed = 0
-    for run_date in sorted(set(dates)):
+    for run_date in dates:
         print(
             f"Running {dag.dag_id} for {run_date} (Airflow dag.test, Spark via spark_default)",
             flush=True,
@@ -122,8 +149,11 @@ def status(dataset: str) -> dict[str, Any]:
 
     spec = load_spec(dataset)
     registry.configure()
-    version = registry.champion_version(spec.registered_model_name)
-    champion = None
+    champion, unknown = None, None
+    try:
+        version = registry.champion_version(spec.registered_model_name)
+    except registry.RegistryUnavailable as err:  # say so; never "no champion yet"
+        version, unknown = None, str(err)
     if version is not None:
         champion = {
             "version": int(version.version),
@@ -137,6 +167,7 @@ def status(dataset: str) -> dict[str, Any]:
         "home": str(home()),
         "lake": lake_root(),
         "champion": champion,
+        **({"champion_unknown": unknown} if unknown else {}),
         "runs": [_run_summary(r) for r in list_runs(dataset)],
     }
 
@@ -153,6 +184,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"({champion['metric']} {champion['f1']:.4f} on its test rows, data up to "
             f"{champion['run_date']})"
         )
+    elif result.get("champion_unknown"):
+        print(f"{args.dataset}: champion unknown: {result['champion_unknown']}")
     else:
         print(f"{args.dataset}: no champion published yet")
     for run in result["runs"]:
@@ -359,7 +392,7 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
 def _date(value: str) -> date:
     try:
-        return date.fromisoformat(value)
+        return parse_date(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 

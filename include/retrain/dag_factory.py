@@ -62,6 +62,7 @@ PARAM_KEYS = {
     "step_size": "model.step_size",
     "warm_start": "model.warm_start",
     "backfill_moves_champion": "gate.backfill_moves_champion",
+    "allow_older_champion": "gate.allow_older_champion",
 }
 
 
@@ -189,11 +190,16 @@ def trigger_params(spec: Spec) -> dict[str, Param]:
             f"leaves the champion, unless this is on. Empty: the spec's "
             f"({gate.backfill_moves_champion}).",
         ),
+        "allow_older_champion": optional(
+            "boolean", "An older model may replace the champion", "A model trained on data "
+            "ending before the champion's never replaces it, unless this is on (a deliberate "
+            f"rollback). Empty: the spec's ({gate.allow_older_champion}).",
+        ),
         "overrides": Param(
             {}, type="object", title="Other spec overrides",
             description='Dotted spec keys for this run only, e.g. {"model.tol": 1e-5}. '
             "Unknown keys and wrong types fail the run before Spark starts.",
-            propertyNames={"pattern": r"^[a-z_]+(\.[a-z_]+)+$"},
+            propertyNames={"pattern": r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$"},
         ),
     }  # fmt: skip
 

@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from retrain.paths import SUCCESS_MARKER, VALIDATED_MARKER, DatasetPaths
+from retrain.paths import SUCCESS_MARKER, VALIDATED_MARKER, DatasetPaths, parse_date
 from retrain.runs import EXIT_BAD_SPEC, EXIT_DATA_REJECTED, EXIT_FAILED, update_run
 from retrain.spec import Spec, SpecError, load_spec
 
@@ -53,7 +54,7 @@ class RunContext:
 
 def parse_run_date(value: str) -> date:
     try:
-        return date.fromisoformat(value)
+        return parse_date(value)
     except ValueError:
         raise SpecError(f"run date {value!r} is not a date in the form YYYY-MM-DD") from None
 
@@ -103,11 +104,13 @@ def exists(spark: SparkSession, path: str) -> bool:
 
 def is_complete(spark: SparkSession, partition: str) -> bool:
     """Readers trust only partitions whose writer finished (Spark's success marker)."""
+    recover_partition(spark, partition)
     return exists(spark, f"{partition}/{SUCCESS_MARKER}")
 
 
 def is_validated(spark: SparkSession, partition: str) -> bool:
     """A raw partition that passed its critical expectations (the only kind training reads)."""
+    recover_partition(spark, partition)
     return exists(spark, f"{partition}/{VALIDATED_MARKER}")
 
 
@@ -120,10 +123,35 @@ def set_validated(spark: SparkSession, partition: str, validated: bool) -> None:
 
 
 def data_files(spark: SparkSession, partition: str) -> list[str]:
-    """The data files of a partition, skipping Spark's `_` and `.` bookkeeping files."""
+    """The data files of a partition, skipping Spark's `_` and `.` bookkeeping files.
+
+    A symbolic link (the partition folder or a file in it) is refused (DataRejected), wherever
+    it points: it could make ingest copy any file the job can read, the generated key say, into
+    the lake. Object stores have no links; a local lake is checked on the driver's disk, where
+    Hadoop's local file system would follow the link without a word.
+    """
     fs, folder = _fs(spark, partition)
-    names = [status.getPath().toString() for status in fs.listStatus(folder) if status.isFile()]
-    return sorted(n for n in names if not n.rsplit("/", 1)[-1].startswith(("_", ".")))
+    plain = "landing files must be plain files inside the lake"
+    if _local_link(folder):
+        raise DataRejected(f"landing folder {partition} is a symbolic link: {plain}")
+    names = []
+    for status in fs.listStatus(folder):
+        path = status.getPath()
+        if path.getName().startswith(("_", ".")):
+            continue
+        if _local_link(path):
+            raise DataRejected(
+                f"landing file {path.getName()} in {partition} is a symbolic link: {plain}"
+            )
+        if status.isFile():
+            names.append(path.toString())
+    return sorted(names)
+
+
+def _local_link(path: Any) -> bool:
+    """A Hadoop path on the local disk that is a symbolic link."""
+    uri = path.toUri()
+    return uri.getScheme() in (None, "file") and Path(uri.getPath()).is_symlink()
 
 
 def first_line(spark: SparkSession, file: str) -> str:
@@ -137,28 +165,79 @@ def first_line(spark: SparkSession, file: str) -> str:
         reader.close()
 
 
-def write_partition(frame: DataFrame, partition: str, files: int | None = None) -> None:
-    """Replace a partition as a whole: write beside it, then swap by renames.
-
-    A crash mid-write leaves the old partition in place and only a hidden staging folder;
-    readers never see a half-written partition (they also require the success marker).
-    """
-    spark = frame.sparkSession
-    started = time.monotonic()
+def _hidden(partition: str, kind: str, token: str = "*") -> str:
+    """A hidden sibling of a partition: `.ds=D.staging-TOKEN` (being written) or
+    `.ds=D.old-TOKEN` (the previous content, moved aside during the swap)."""
     parent, name = partition.rstrip("/").rsplit("/", 1)
-    token = uuid.uuid4().hex[:8]
-    staging, trash = f"{parent}/.{name}.staging-{token}", f"{parent}/.{name}.old-{token}"
-    (frame.coalesce(files) if files else frame).write.parquet(staging)
+    return f"{parent}/.{name}.{kind}-{token}"
+
+
+def recover_partition(spark: SparkSession, partition: str) -> None:
+    """Finish or undo a swap that a crash interrupted, so the partition is whole, old or new.
+
+    A missing partition with a complete staging folder (its writer got as far as the success
+    marker) takes that; else it takes its moved-aside previous content. Leftovers are removed
+    once the partition is in place. Call before reading or replacing a partition.
+    """
     fs, target = _fs(spark, partition)
     jvm_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+
+    def hidden(kind: str) -> list[Any]:
+        found = fs.globStatus(jvm_path(_hidden(partition, kind))) or []
+        return sorted((s.getPath() for s in found), key=lambda p: p.toString())
+
+    if not fs.exists(target):
+        complete = [p for p in hidden("staging") if fs.exists(jvm_path(p, SUCCESS_MARKER))]
+        for candidate in [*complete[-1:], *hidden("old")[-1:]]:
+            if fs.rename(candidate, target):
+                log.warning("recovered %s from %s after an interrupted swap", partition,
+                            candidate.getName())  # fmt: skip
+                break
+    if fs.exists(target):
+        for leftover in hidden("old"):
+            fs.delete(leftover, True)
+
+
+def _swap_in(spark: SparkSession, staging: str, partition: str, token: str) -> None:
+    """Replace `partition` by the complete folder `staging`: old aside, new in, old gone."""
+    fs, target = _fs(spark, partition)
+    jvm_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+    trash = jvm_path(_hidden(partition, "old", token))
     had_old = fs.exists(target)
-    if had_old and not fs.rename(target, jvm_path(trash)):
+    if had_old and not fs.rename(target, trash):
         raise RetrainError(f"could not move the old {partition} aside")
     if not fs.rename(jvm_path(staging), target):
         raise RetrainError(f"could not move the new {partition} into place")
     if had_old:
-        fs.delete(jvm_path(trash), True)
+        fs.delete(trash, True)
+
+
+def write_partition(frame: DataFrame, partition: str, files: int | None = None) -> None:
+    """Replace a partition as a whole: write beside it, then swap by renames.
+
+    A crash mid-write leaves the old partition in place and only a hidden staging folder; a
+    crash mid-swap is finished or undone by `recover_partition` at the next start. Readers never
+    see a half-written partition (they also require the success marker).
+    """
+    spark = frame.sparkSession
+    started = time.monotonic()
+    recover_partition(spark, partition)
+    token = uuid.uuid4().hex[:8]
+    staging = _hidden(partition, "staging", token)
+    (frame.coalesce(files) if files else frame).write.parquet(staging)
+    _swap_in(spark, staging, partition, token)
     _write_seconds.append(time.monotonic() - started)
+
+
+def save_model(spark: SparkSession, model: Any, path: str) -> None:
+    """Save a Spark ML model beside `path`, then swap it in: never half a model in place."""
+    recover_partition(spark, path)
+    token = uuid.uuid4().hex[:8]
+    staging = _hidden(path, "staging", token)
+    model.write().save(staging)
+    fs, _ = _fs(spark, staging)
+    fs.create(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(staging, SUCCESS_MARKER)).close()
+    _swap_in(spark, staging, path, token)
 
 
 @contextmanager
@@ -213,7 +292,10 @@ def main(
         raise
     finally:
         stopping = time.monotonic()
-        spark.stop()
+        try:
+            spark.stop()
+        except Exception:  # e.g. a JVM already gone: keep the exit code that was decided
+            log.warning("%s: stopping Spark failed", where, exc_info=True)
         stopped = time.monotonic()
     section["seconds"] = round(stopping - started, 2)
     # Where the stage's time went; the bench sets these against the Airflow task's duration.

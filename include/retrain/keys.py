@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from retrain.paths import home
@@ -33,14 +34,22 @@ def key_file() -> Path:
 
 
 def _generated_secret() -> str:
+    """The home's generated secret, made once. It is written whole to a temporary file and
+    linked into place, so a process killed midway never leaves an empty key behind."""
     path = key_file()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return path.read_text().strip()
-    with os.fdopen(descriptor, "w") as out:
-        out.write(secrets.token_hex(32))
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".retrain.key-")
+        try:
+            with os.fdopen(descriptor, "w") as out:  # mkstemp makes it mode 600
+                out.write(secrets.token_hex(32))
+                out.flush()
+                os.fsync(out.fileno())
+            os.link(temporary, path)  # atomic; fails if another process made it first
+        except FileExistsError:
+            pass  # theirs is used
+        finally:
+            os.unlink(temporary)
     return path.read_text().strip()
 
 

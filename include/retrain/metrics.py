@@ -33,16 +33,13 @@ def prepare(
     )
 
 
-def _sql_array(labels: list[str]) -> str:
-    return "array(" + ", ".join("'" + label.replace("'", "''") + "'" for label in labels) + ")"
-
-
 def classification_metrics(
     spark: SparkSession, scored: DataFrame, labels: list[str], positive_class: str = ""
 ) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1, macro/weighted F1, log loss, Brier, confusion.
 
     `scored` is the output of `prepare`; `labels` is the model's class order (probability index).
+    Class names come from the feed: they reach Spark as rows of a frame, never as SQL text.
     """
     per_class = spark.sql(
         """
@@ -63,6 +60,11 @@ def classification_metrics(
         """,
         p=scored,
     ).collect()
+    # Each row's class as its 1-based position in the probability vector (0: not a model class).
+    positions = spark.createDataFrame(
+        [(label, i + 1) for i, label in enumerate(labels)], "y string, pos int"
+    )
+    with_position = scored.join(F.broadcast(positions), "y", "left").fillna(0, ["pos"])
     totals = spark.sql(
         f"""
         SELECT count(*) AS n,
@@ -72,9 +74,9 @@ def classification_metrics(
                -- multi-class Brier score: squared distance to the one-hot truth, per row
                avg(aggregate(transform(prob, (p, i) -> pow(p - IF(i + 1 = pos, 1D, 0D), 2)),
                              IF(pos = 0, 1D, 0D), (acc, v) -> acc + v)) AS brier
-        FROM (SELECT *, CAST(array_position({_sql_array(labels)}, y) AS INT) AS pos FROM {{p}})
+        FROM {{p}}
         """,
-        p=scored,
+        p=with_position,
     ).first()
     confusion = spark.sql("SELECT y, yhat, count(*) AS n FROM {p} GROUP BY y, yhat", p=scored)
     support = sum(r["support"] for r in per_class)

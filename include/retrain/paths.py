@@ -7,6 +7,7 @@ RETRAIN_LAKE may point the lake elsewhere (any URI Spark can write, e.g. s3a://b
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,6 +25,14 @@ def home() -> Path:
 
 def lake_root() -> str:
     return os.environ.get("RETRAIN_LAKE") or str(home() / "lake")
+
+
+def parse_date(value: str) -> date:
+    """A date written YYYY-MM-DD, and only so (Python alone also takes "20261120"); else
+    ValueError."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError(f"{value!r} is not a date in the form YYYY-MM-DD")
+    return date.fromisoformat(value)
 
 
 def window_dates(run_date: date, window_days: int) -> list[date]:

@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from retrain import __version__, integrity
+from retrain.job import RetrainError
 from retrain.paths import REPO_ROOT, home
 
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
+REQUEST_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}  # fmt: skip
 _EMBEDDED: set[str] = set()  # the embedded stores this process has pointed MLflow at
+
+
+class RegistryUnavailable(RetrainError):
+    """MLflow did not answer (or answered with an error): nothing can be known of the champion,
+    so the stage fails and is retried; it never reads as "no champion yet"."""
 
 
 def configure() -> None:
@@ -29,6 +37,10 @@ def configure() -> None:
 
     # Downloads of model files (every verified load) print no progress bars into task logs.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # An unreachable server fails a lookup in seconds, not MLflow's default ~4 minutes of
+    # retries; Airflow retries the stage.
+    for name, value in REQUEST_LIMITS.items():
+        os.environ.setdefault(name, value)
     store = home() / "mlflow"
     store.mkdir(parents=True, exist_ok=True)
     embedded = f"sqlite:///{store / 'mlflow.db'}"
@@ -72,30 +84,55 @@ def code_version() -> str:
     return f"{__version__}+{sha}" if sha else __version__
 
 
-def champion_version(model_name: str) -> Any | None:
-    """The ModelVersion behind the `champion` alias, or None before the first publish."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
+def _absent(err: Exception) -> bool:
+    """MLflow's own answer that a registered model or an alias does not exist."""
+    code, text = getattr(err, "error_code", ""), str(err)
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "alias" in text and "not found" in text
+    )
 
+
+@contextmanager
+def _asking(what: str) -> Iterator[None]:
+    """Turn any failure to ask MLflow into RegistryUnavailable, naming what was asked."""
     try:
-        return MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        return None
+        yield
+    except RegistryUnavailable:
+        raise
+    except Exception as err:  # network, server, database: the registry's state is unknown
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RegistryUnavailable(f"MLflow could not tell {what}: {first[:300]}") from err
+
+
+def champion_version(model_name: str) -> Any | None:
+    """The ModelVersion behind the `champion` alias; None only when MLflow says there is no such
+    model or alias (before the first publish). Any other failure is RegistryUnavailable."""
+    from mlflow import MlflowClient
+
+    with _asking(f"the champion of {model_name}"):
+        try:
+            return MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
+        except Exception as err:
+            if _absent(err):
+                return None
+            raise
 
 
 def find_version(model_name: str, fingerprint: str) -> Any | None:
     """An already registered version built from exactly the same inputs, if any."""
     from mlflow import MlflowClient
 
-    found = MlflowClient().search_model_versions(
-        f"name = '{model_name}' and tag.fingerprint = '{fingerprint}'"
-    )
+    with _asking(f"the versions of {model_name}"):
+        found = MlflowClient().search_model_versions(
+            f"name = '{model_name}' and tag.fingerprint = '{fingerprint}'"
+        )
     return found[0] if found else None
 
 
-def log_signed_model(model: Any, model_name: str) -> str:
+def log_signed_model(model: Any, model_name: str, tags: dict[str, str]) -> str:
     """Save, sign and log `model` (a Spark PipelineModel) in the active MLflow run, register
-    it under `model_name`, and return the new version."""
+    it under `model_name` with its tags in the same call (a crash cannot leave an untagged
+    version a rerun would not find), and return the new version."""
     import mlflow
     import mlflow.spark
     import pyspark
@@ -109,7 +146,8 @@ def log_signed_model(model: Any, model_name: str) -> str:
         integrity.sign(folder, model_name)
         mlflow.log_artifacts(str(folder), MODEL_ARTIFACT)
     run_id = mlflow.active_run().info.run_id
-    return str(mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", model_name).version)
+    registered = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", model_name, tags=tags)
+    return str(registered.version)
 
 
 @contextmanager
@@ -146,12 +184,9 @@ def load_champion(model_name: str) -> tuple[Any, Any] | None:
 def version_history(model_name: str) -> list[dict[str, Any]]:
     """Every registered version, oldest first, with its run date, gate metric and decision."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
-    try:
+    with _asking(f"the versions of {model_name}"):
         versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
-    except MlflowException:
-        return []
     champion = champion_version(model_name)
     return sorted(
         (

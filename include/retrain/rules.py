@@ -16,7 +16,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from retrain.spec import Spec, quote
-from retrain.validation import CRITICAL, severity_of
+from retrain.validation import is_row_rule
 
 MAX_VALUE_CHARS = 200  # a quarantined value is shown truncated; the raw record keeps it whole
 
@@ -45,11 +45,11 @@ def suite_rules(suite: dict[str, Any]) -> tuple[list[RowRule], list[str]]:
     rules: list[RowRule] = []
     unique: list[str] = []
     for item in suite["expectations"]:
-        kwargs = item.get("kwargs") or {}
-        name = kwargs.get("column")
-        if severity_of(item) != CRITICAL or name is None or kwargs.get("mostly", 1) < 1:
+        if not is_row_rule(item):
             continue  # a warning, a table-level check, or a tolerated share: GX judges those
-        column, kind = F.col(quote(name)), item["type"]
+        kwargs = item.get("kwargs") or {}
+        name, kind = kwargs["column"], item["type"]
+        column = F.col(quote(name))
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         if kind == "expect_column_values_to_not_be_null":
             rules.append(RowRule(name, column.isNull(), f"{name} is null"))

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -30,15 +31,18 @@ def read_run(dataset: str, run_date: date) -> dict[str, Any]:
 
 
 def update_run(dataset: str, run_date: date, **sections: Any) -> dict[str, Any]:
-    """Merge top-level sections into the record and write it atomically."""
+    """Merge top-level sections into the record and write it atomically, under a lock so that
+    two writers (a stage and the notifier, say) never lose each other's sections."""
     path = record_path(dataset, run_date)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = read_run(dataset, run_date) | {"dataset": dataset, "run_date": run_date.isoformat()}
-    record.update(sections)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".record-")
-    with os.fdopen(fd, "w") as out:
-        json.dump(record, out, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    with open(path.parent / ".record.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        record = read_run(dataset, run_date)
+        record |= {"dataset": dataset, "run_date": run_date.isoformat()} | sections
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".record-")
+        with os.fdopen(fd, "w") as out:
+            json.dump(record, out, indent=2, sort_keys=True, default=str)
+        os.replace(tmp, path)
     return record
 
 

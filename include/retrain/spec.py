@@ -37,6 +37,17 @@ FEATURE_SOURCES = {
     "text": ("string",),
     "vector": ("string",),
 }
+# Reader options a spec may set, by format, as Spark spells them; keys match case-insensitively
+# (as Spark's do), so `Header` cannot slip past the header check. Options that change how bad
+# rows are handled (mode, columnNameOfCorruptRecord) are retrain's to set.
+SOURCE_OPTIONS = {
+    "csv": ("header", "sep", "delimiter", "quote", "escape", "encoding", "charset", "multiLine",
+            "comment", "nullValue", "emptyValue", "nanValue", "ignoreLeadingWhiteSpace",
+            "ignoreTrailingWhiteSpace", "dateFormat", "timestampFormat", "lineSep", "locale",
+            "unescapedQuoteHandling", "maxCharsPerColumn"),
+    "json": ("encoding", "lineSep", "dateFormat", "timestampFormat", "locale"),
+    "parquet": (),
+}  # fmt: skip
 STOP_WORDS = ("english", "none")
 WEIGHTINGS = ("tfidf", "counts")
 # What defines the dataset, where its model goes and how its personal data is protected cannot
@@ -148,6 +159,9 @@ class Gate:
     # A backfill re-creates the past: it registers and records, but the champion stays unless
     # this is on (for a first history, or a deliberate rebuild).
     backfill_moves_champion: bool = False
+    # Any run: a model whose data ends before the champion's never replaces it, unless this is
+    # on (e.g. to roll back to a model of an earlier day on purpose).
+    allow_older_champion: bool = False
 
 
 @dataclass(frozen=True)
@@ -355,6 +369,21 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
             "source.format",
             f"must be one of {', '.join(SOURCE_FORMATS)}",
         ),
+        *[
+            (
+                key not in SOURCE_OPTIONS.get(spec.source.format, ()),
+                f"source.options.{key}",
+                f"is not a {spec.source.format} reader option retrain allows (allowed: "
+                f"{', '.join(SOURCE_OPTIONS.get(spec.source.format, ())) or 'none'})",
+            )
+            for key in spec.source.options
+        ],
+        (
+            not _inside_lake(spec.source.landing_path),
+            "source.landing_path",
+            "must be a path inside the lake (relative, no '..') or an object-store URI "
+            "(s3a://, hdfs://, ...)",
+        ),
         (
             abs(split_sum - 1.0) > 1e-9 or min(spec.split.train, spec.split.test) <= 0,
             "split",
@@ -480,10 +509,23 @@ def _augment_problems(spec: Spec) -> list[tuple[bool, str, str]]:
     ]
 
 
+def _inside_lake(path: str) -> bool:
+    if "://" in path:
+        return not path.lower().startswith("file:")
+    return not path.startswith(("/", "~")) and ".." not in Path(path).parts
+
+
+def _canonical_options(source: Source) -> Source:
+    """Reader option keys as Spark spells them (Spark matches them case-insensitively)."""
+    spelled = {o.lower(): o for o in SOURCE_OPTIONS.get(source.format, ())}
+    options = {spelled.get(k.lower(), k): v for k, v in source.options.items()}
+    return dataclasses.replace(source, options=options)
+
+
 def parse_spec(data: Any, file: str) -> Spec:
     """Build and check a Spec from already-loaded YAML data."""
     spec = _build(Spec, data, "", file)
-    spec = dataclasses.replace(spec, file=file)
+    spec = dataclasses.replace(spec, file=file, source=_canonical_options(spec.source))
     problems = _problems(spec)
     if problems:
         key, why = problems[0]

@@ -34,6 +34,17 @@ def suite_path(dataset: str, suite: str) -> Path:
     return next((p for p in candidates if p.exists()), candidates[0])
 
 
+# The expectations ingest turns into row rules: a breaking row goes to quarantine.
+ROW_RULE_TYPES = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+    "expect_column_value_lengths_to_be_between",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_be_unique",
+)
+
+
 def load_suite(dataset: str, suite: str) -> dict[str, Any]:
     path = suite_path(dataset, suite)
     if not path.exists():
@@ -48,13 +59,35 @@ def load_suite(dataset: str, suite: str) -> dict[str, Any]:
     if not isinstance(suite_json, dict) or not isinstance(suite_json.get("expectations"), list):
         raise SpecError(f"{path}: a GX suite needs a 'name' and a list of 'expectations'")
     for index, item in enumerate(suite_json["expectations"]):
+        where = f"{path}: expectation {index} ({item.get('type')})"
         severity = severity_of(item)
         if severity not in (CRITICAL, WARNING):
+            raise SpecError(f"{where} has severity {severity!r}; use '{CRITICAL}' or '{WARNING}'")
+        kwargs = item.get("kwargs") or {}
+        condition = kwargs.get("row_condition", item.get("row_condition"))
+        if kwargs.get("condition_parser", item.get("condition_parser")) == "spark":
             raise SpecError(
-                f"{path}: expectation {index} ({item.get('type')}) has severity {severity!r}; "
-                f"use '{CRITICAL}' or '{WARNING}'"
+                f"{where} has condition_parser 'spark', which runs its row_condition as raw "
+                "Spark SQL; write the condition for the 'great_expectations' parser"
+            )
+        if condition and is_row_rule(item):
+            raise SpecError(
+                f"{where} is a critical row rule with a row_condition, but quarantine applies "
+                "row rules to every row: make it a 'warning' (GX then checks it with the "
+                "condition) or drop the condition"
             )
     return suite_json
+
+
+def is_row_rule(expectation: dict[str, Any]) -> bool:
+    """A critical per-row expectation that ingest applies to every row (`retrain.rules`)."""
+    kwargs = expectation.get("kwargs") or {}
+    return (
+        expectation.get("type") in ROW_RULE_TYPES
+        and severity_of(expectation) == CRITICAL
+        and kwargs.get("column") is not None
+        and kwargs.get("mostly", 1) >= 1
+    )
 
 
 def severity_of(expectation: dict[str, Any]) -> str:

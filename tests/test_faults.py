@@ -1,0 +1,297 @@
+"""Faults and hostile input that must never move the champion to a worse or older model.
+
+Each case runs the real stage code (`evaluate.run`, `publish.run`) on a prepared lake with the
+real embedded MLflow registry, or the real suite loader and metrics, and asserts the champion,
+the records and the messages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.feature import StringIndexer
+from pyspark.ml.linalg import Vectors
+from pyspark.sql import functions as F
+
+from jobs import evaluate, ingest, publish
+from retrain import cli, keys, registry
+from retrain.features import build_features
+from retrain.job import DataRejected, is_complete, save_model, write_partition
+from retrain.metrics import classification_metrics
+from retrain.metrics import prepare as prepare_scored
+from retrain.model import fit_pipeline
+from retrain.paths import lake_root
+from retrain.runs import read_run, update_run
+from retrain.spec import SpecError
+from retrain.validation import load_suite
+from tests.helpers import TOY, TOY_SUITES, context, free_port, toy_spec
+
+EARLIER, LATER = date(2026, 3, 1), date(2026, 3, 2)
+
+
+def land_candidate(spark, spec, day: date, shift: float = 0.0) -> None:
+    """The features partition and candidate model of `day`, and the record train leaves."""
+    rows = [
+        (i, "a" if i % 2 else "b", (4.0 if i % 2 else 1.0) + shift + (i % 7) * 0.1, (i % 5) * 1.0)
+        for i in range(300)
+    ]
+    window = spark.createDataFrame(rows, "id long, label string, x double, y double")
+    features = build_features(spark, window.withColumn("ds", F.lit(day.isoformat())), spec)
+    ctx = context(spec, day.isoformat())
+    write_partition(features, ctx.paths.features(day))
+    written = spark.read.parquet(ctx.paths.features(day))
+    model, _ = fit_pipeline(
+        written.filter("split = 'train'"), spec, validation=written.filter("split = 'validation'")
+    )
+    save_model(spark, model, ctx.paths.candidate(day))
+    update_run(spec.name, day, preprocess={"window": [day.isoformat()], "content_hash": str(day)},
+               train={"params": {"solver": spec.model.solver}})  # fmt: skip
+
+
+@pytest.fixture
+def toy_lake(spark, home):
+    """Both days landed for the toy dataset; the gate publishes whatever is at least as good."""
+    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
+    spec = toy_spec(gate={"min_test_rows": 1, "min_f1": 0.5, "bootstrap_resamples": 0})
+    for day in (EARLIER, LATER):
+        land_candidate(spark, spec, day)
+    registry.configure()
+    return spec
+
+
+def evaluate_and_publish(spark, spec, day: date, **ctx_changes) -> dict:
+    ctx = context(spec, day.isoformat())
+    update_run(spec.name, day, evaluate=evaluate.run(spark, ctx))
+    section = publish.run(spark, ctx)
+    update_run(spec.name, day, publish=section)
+    return read_run(spec.name, day)
+
+
+def champion_day(spec) -> str:
+    return registry.champion_version(spec.registered_model_name).tags["run_date"]
+
+
+def test_an_unreachable_registry_fails_the_stage_instead_of_publishing(
+    spark, toy_lake, monkeypatch, capsys
+):
+    evaluate_and_publish(spark, toy_lake, LATER)  # a champion exists
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # restored after the test
+        monkeypatch.setenv(variable, dead)
+    registry.configure()
+    with pytest.raises(registry.RegistryUnavailable, match="MLflow could not tell the champion"):
+        evaluate.run(spark, context(toy_lake, EARLIER.isoformat()))
+    with pytest.raises(registry.RegistryUnavailable):
+        registry.load_champion(toy_lake.registered_model_name)  # warm start fails, not cold
+    with pytest.raises(registry.RegistryUnavailable):
+        registry.version_history(toy_lake.registered_model_name)
+    assert cli.main(["status", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert "toy: champion unknown: MLflow could not tell the champion" in out
+    assert "no champion published yet" not in out
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(variable)
+    registry.configure()
+    assert champion_day(toy_lake) == LATER.isoformat()
+
+
+def test_no_model_yet_is_mlflows_own_answer(home):
+    registry.configure()
+    assert registry.champion_version("retrain_never_published") is None
+    assert registry.load_champion("retrain_never_published") is None
+
+
+def test_an_older_date_never_replaces_a_newer_champion(spark, toy_lake):
+    evaluate_and_publish(spark, toy_lake, LATER)
+    off = toy_spec(gate={"mode": "off", "min_test_rows": 1})  # the gate says publish
+    record = evaluate_and_publish(spark, off, EARLIER)
+    assert record["evaluate"]["decision"] == "publish"
+    assert record["publish"]["champion_moved"] is False
+    assert (
+        "trained on data up to 2026-03-02, newer than this run's 2026-03-01"
+        in (record["publish"]["held_back"])
+    )
+    assert champion_day(toy_lake) == LATER.isoformat()
+    # a deliberate rollback says so
+    rollback = toy_spec(gate={"mode": "off", "min_test_rows": 1, "allow_older_champion": True})
+    assert evaluate_and_publish(spark, rollback, EARLIER)["publish"]["champion_moved"] is True
+    assert champion_day(toy_lake) == EARLIER.isoformat()
+
+
+def test_the_champion_moves_only_if_evaluate_compared_with_it(spark, toy_lake):
+    evaluate_and_publish(spark, toy_lake, EARLIER)
+    off = toy_spec(gate={"mode": "off", "min_test_rows": 1})
+    ctx = context(off, LATER.isoformat())
+    update_run(off.name, LATER, evaluate=evaluate.run(spark, ctx))  # compared with version 1
+    # meanwhile the champion moves (here: a person removes it in the MLflow UI)
+    name = off.registered_model_name
+    mlflow.MlflowClient().delete_registered_model_alias(name, registry.CHAMPION)
+    with pytest.raises(DataRejected, match="not version 1 that evaluate compared"):
+        publish.run(spark, ctx)
+    assert registry.champion_version(name) is None  # untouched by the refused publish
+
+
+def test_publish_can_succeed_on_retry_after_its_own_failure(spark, toy_lake):
+    ctx = context(toy_lake, LATER.isoformat())
+    update_run(toy_lake.name, LATER, evaluate=evaluate.run(spark, ctx))
+    update_run(toy_lake.name, LATER, state="failed", failed_stage="publish", error="MLflow down")
+    section = publish.run(spark, ctx)
+    assert section["champion_moved"] is True
+    # an upstream failure still stops it
+    update_run(toy_lake.name, LATER, failed_stage="evaluate", error="boom")
+    with pytest.raises(Exception, match="lacks a successful evaluate stage"):
+        publish.run(spark, ctx)
+
+
+@pytest.mark.parametrize(
+    "label", ["ends with \\", "{b}", "x', java_method('java.lang.System', 'getenv', 'PATH'), '"]
+)
+def test_class_names_reach_spark_as_data(spark, label):
+    labels = sorted([label, "plain"])
+    rows = [(0, label, label, [0.9, 0.1]), (1, "plain", "plain", [0.2, 0.8])]
+    if labels[0] != label:
+        rows = [(i, y, p, list(reversed(q))) for i, y, p, q in rows]
+    frame = spark.createDataFrame(
+        [(i, y, p, Vectors.dense(q)) for i, y, p, q in rows],
+        ["id", "label", "predicted_label", "probability"],
+    )
+    metrics = classification_metrics(
+        spark, prepare_scored(frame, "id", "label", "predicted_label"), labels
+    )
+    assert metrics["accuracy"] == 1.0
+    assert metrics["log_loss"] == pytest.approx(-math.log(0.9 * 0.8) / 2)
+
+
+def write_suite(home, expectations: list[dict]) -> None:
+    folder = home.parent / "specs" / "expectations" / "toy"
+    suite = {"name": "toy_raw", "expectations": TOY_SUITES["raw"]["expectations"] + expectations}
+    (folder / "raw.json").write_text(json.dumps(suite))
+
+
+def test_a_suite_cannot_run_raw_spark_sql(home):
+    write_suite(home, [{
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "x", "row_condition": "java_method('java.lang.System', "
+                   "'getenv', 'RETRAIN_KEY') IS NOT NULL", "condition_parser": "spark"},
+        "meta": {"severity": "warning"},
+    }])  # fmt: skip
+    with pytest.raises(SpecError, match=r"expectation 5 .* condition_parser 'spark'"):
+        load_suite("toy", "raw")
+
+
+def test_a_conditional_critical_row_rule_is_refused(home):
+    conditional = {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "x", "row_condition": 'label=="a"',
+                   "condition_parser": "great_expectations"},
+    }  # fmt: skip
+    write_suite(home, [conditional])
+    with pytest.raises(SpecError, match="critical row rule with a row_condition"):
+        load_suite("toy", "raw")
+    write_suite(home, [conditional | {"meta": {"severity": "warning"}}])
+    assert len(load_suite("toy", "raw")["expectations"]) == 6  # GX checks it with its condition
+
+
+def test_an_interrupted_swap_is_finished_or_undone(spark, home):
+    partition = f"{lake_root()}/raw/toy/ds=2026-03-01"
+    fs_root = Path(partition).parent
+
+    def write(rows: int) -> None:
+        write_partition(spark.range(rows), partition)
+
+    def content() -> int:
+        assert is_complete(spark, partition)
+        return spark.read.parquet(partition).count()
+
+    write(3)
+    # killed after moving the old partition aside, with the new one fully written
+    (fs_root / ".ds=2026-03-01.staging-b").mkdir()
+    spark.range(5).write.mode("overwrite").parquet(str(fs_root / ".ds=2026-03-01.staging-b"))
+    Path(partition).rename(fs_root / ".ds=2026-03-01.old-a")
+    assert content() == 5  # finished: the complete new partition is swapped in
+    assert not any(p.name.startswith(".ds=2026-03-01.old") for p in fs_root.iterdir())
+    # killed after moving the old one aside, the new one not yet complete: undone
+    Path(partition).rename(fs_root / ".ds=2026-03-01.old-c")
+    (fs_root / ".ds=2026-03-01.staging-d").mkdir()  # no success marker
+    assert content() == 5
+    write(7)  # the next write works as usual
+    assert content() == 7
+
+
+def test_a_model_is_never_half_saved(spark, home):
+    path = f"{lake_root()}/candidates/toy/ds=2026-03-01"
+    frame = spark.createDataFrame([("a",), ("b",)], ["label"])
+    model = Pipeline(stages=[StringIndexer(inputCol="label", outputCol="i")]).fit(frame)
+    save_model(spark, model, path)
+    save_model(spark, model, path)  # replaced whole, never overwritten in place
+    assert is_complete(spark, path)
+    assert PipelineModel.load(path).stages[0].labels == ["a", "b"]
+    assert [p.name for p in Path(path).parent.iterdir()] == ["ds=2026-03-01"]
+
+
+def test_a_process_killed_while_making_the_key_leaves_no_empty_key(home, monkeypatch):
+    monkeypatch.delenv("RETRAIN_KEY", raising=False)
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt  # the process dies before the key is linked into place
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "link", killed)
+        with pytest.raises(KeyboardInterrupt):
+            keys.secret()
+    assert not keys.key_file().exists()
+    assert len(keys.secret()) == 64
+    assert list(keys.key_file().parent.iterdir()) == [keys.key_file()]
+
+
+def test_latest_takes_only_partitions_named_by_a_date(home):
+    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
+    landing = Path(lake_root()) / "landing" / "toy"
+    for name in ("ds=2026-03-01", "ds=20261120", "ds=2026-3-2"):
+        (landing / name).mkdir(parents=True)
+    assert cli._landing_dates(toy_spec()) == [date(2026, 3, 1)]
+
+
+def test_a_symlink_in_landing_is_refused_by_name(spark, home):
+    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
+    keys.secret()  # the generated key a link could copy into the lake
+    day = Path(lake_root()) / "landing" / "toy" / "ds=2026-03-01"
+    day.mkdir(parents=True)
+    (day / "part-0.csv").write_text("id,label,x,y\n1,a,1.0,2.0\n")
+    (day / "part-1.csv").symlink_to(keys.key_file())
+    with pytest.raises(DataRejected, match=r"landing file part-1\.csv in .* is a symbolic link"):
+        ingest.run(spark, context(toy_spec(), "2026-03-01"))
+    assert not (Path(lake_root()) / "raw" / "toy").exists()
+
+
+def test_a_second_run_of_the_same_date_is_refused_before_airflow_starts(home, capsys):
+    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
+    with cli._only_run_of("toy", date(2026, 3, 1)):
+        assert cli.main(["run", "toy", "--date", "2026-03-01"]) == 2
+    assert "another `retrain run` of toy for 2026-03-01 is in progress" in capsys.readouterr().err
+    assert not (home / "airflow").exists()  # refused before Airflow was touched
+
+
+def test_concurrent_record_updates_lose_nothing(home):
+    import multiprocessing
+
+    def write(worker: int) -> None:
+        for i in range(40):
+            update_run("toy", EARLIER, **{f"w{worker}_{i}": i})
+
+    workers = [multiprocessing.get_context("fork").Process(target=write, args=(w,))
+               for w in range(3)]  # fmt: skip
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join()
+    record = read_run("toy", EARLIER)
+    assert sum(key.startswith("w") for key in record) == 120
