@@ -9,6 +9,7 @@ without touching the raw partition.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -18,8 +19,8 @@ from retrain.job import (
     DataRejected,
     RetrainError,
     RunContext,
-    data_files,
     exists,
+    list_landing,
     main,
     write_partition,
 )
@@ -34,14 +35,23 @@ from retrain.landing import (
 from retrain.spec import quote
 from retrain.validation import load_suite
 
+log = logging.getLogger(__name__)
+
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     spec, source = ctx.spec, ctx.paths.landing_partition(ctx.run_date)
     if not exists(spark, source):
         raise RetrainError(f"no landing partition for {spec.name} on {ctx.run_date}: {source}")
-    files = data_files(spark, source)
+    landing = list_landing(spark, source)
+    files = landing.files
+    for name, why in landing.skipped.items():
+        log.warning("%s: %s %s", source, name, why)
     if not files:
-        raise DataRejected(f"landing partition {source} of {spec.name} is empty (no data files)")
+        raise DataRejected(
+            f"landing partition {source} of {spec.name} is empty (no data files"
+            + "".join(f"; {name}: {why}" for name, why in landing.skipped.items())
+            + ")"
+        )
     suite = load_suite(spec.name, "raw")
     try:
         checked = check_rows(read_landing(spark, spec, source, files), spec, suite).cache()
@@ -51,7 +61,9 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     except Exception as err:  # a damaged file surfaces as a Spark error on the first read
         raise DataRejected(f"cannot read {source}: {first_error_line(err)}") from None
     try:
-        return _split_and_write(ctx, checked, rows_read, len(files))
+        return _split_and_write(ctx, checked, rows_read, len(files)) | {
+            "skipped_files": landing.skipped
+        }
     finally:
         checked.unpersist()  # a later read of the same path must not be served from this cache
 

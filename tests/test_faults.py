@@ -7,9 +7,11 @@ the records and the messages.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
+import socket
 from datetime import date
 from pathlib import Path
 
@@ -295,3 +297,65 @@ def test_concurrent_record_updates_lose_nothing(home):
         process.join()
     record = read_run("toy", EARLIER)
     assert sum(key.startswith("w") for key in record) == 120
+
+
+@pytest.mark.parametrize("command", ["serve-airflow", "mlflow-ui"])
+def test_a_busy_port_is_refused_before_any_server_starts(home, capsys, command):
+    with socket.socket() as other:  # another server already listens there
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert cli.main([command, "--port", str(port)]) == 2
+    assert f"port {port} is in use; stop that process or use --port" in capsys.readouterr().err
+    assert not (home / "airflow").exists()
+
+
+def test_every_landing_entry_is_read_or_reported_by_name(spark, home):
+    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
+    day = Path(lake_root()) / "landing" / "toy" / "ds=2026-03-01"
+    (day / "extra").mkdir(parents=True)
+    header = "id,label,x,y\n"
+    (day / "part-0.csv").write_text("\ufeff" + header + "1,a,1.0,2.0\n2,b,2.0,3.0\n")  # a BOM
+    with gzip.open(day / "part-1.csv.gz", "wt") as packed:
+        packed.write(header + "3,a,3.0,4.0\n4,b,4.0,5.0\n")
+    (day / "empty.csv").write_text("")
+    (day / "_late.csv").write_text(header + "5,a,5.0,6.0\n")
+    (day / "extra" / "part-9.csv").write_text(header + "6,a,6.0,7.0\n")
+    section = ingest.run(spark, context(toy_spec(), "2026-03-01"))
+    assert (section["rows_read"], section["rows_quarantined"], section["files"]) == (4, 0, 2)
+    assert section["skipped_files"] == {
+        "_late.csv": "not read: Spark skips names that start with _ or .",
+        "empty.csv": "empty (0 bytes)",
+        "extra": "not read: a sub-folder (put the day's files in the ds= folder)",
+    }
+
+
+def test_bytes_that_are_not_text_are_quarantined_not_kept(spark, home):
+    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
+    day = Path(lake_root()) / "landing" / "toy" / "ds=2026-03-01"
+    day.mkdir(parents=True)
+    lines = b"id,label,x,y\n1,a,1.0,2.0\n2,b,2.0,3.0\n3,caf\xe9,3.0,4.0\n"  # Latin-1, not UTF-8
+    (day / "part-0.csv").write_bytes(lines)
+    section = ingest.run(spark, context(toy_spec(), "2026-03-01"))
+    assert section["quarantine_reasons"] == {"label is not valid UTF-8 text": 1}
+    assert section["rows_valid"] == 2
+
+
+def test_cli_runs_take_turns_for_the_spark_slots(home, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("RETRAIN_SPARK_SLOTS", "1")
+    order: list[str] = []
+
+    def second_run() -> None:
+        with cli._spark_slot():
+            order.append("second in")
+
+    with cli._spark_slot():
+        waiter = threading.Thread(target=second_run)
+        waiter.start()
+        waiter.join(timeout=3)
+        assert order == [] and waiter.is_alive()  # the second run waits for the slot
+        order.append("first out")
+    waiter.join(timeout=10)
+    assert order == ["first out", "second in"]

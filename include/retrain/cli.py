@@ -6,7 +6,9 @@ import argparse
 import fcntl
 import json
 import os
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -101,6 +103,29 @@ def _only_run_of(dataset: str, run_date: date) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def _spark_slot() -> Iterator[None]:
+    """One of RETRAIN_SPARK_SLOTS slots for a `retrain run`: `dag.test` ignores Airflow's pool,
+    so concurrent CLI runs take turns here (waiting, and saying so) instead."""
+    slots = max(1, int(os.environ.get("RETRAIN_SPARK_SLOTS", "1")))
+    folder = home() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    said = False
+    while True:
+        for slot in range(slots):
+            with open(folder / f"spark-slot-{slot}.lock", "w") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                yield
+                return
+        if not said:
+            print(f"waiting for one of {slots} Spark slot(s) held by other runs ...", flush=True)
+            said = True
+        time.sleep(2)
+
+
 def _run_dates(spec: Spec, dates: list[date], overrides: dict[str, Any]) -> int:
     os.environ.update(airflow_env())
     ensure_airflow_db(dict(os.environ))
@@ -114,10 +139,11 @@ def _run_dates(spec: Spec, dates: list[date], overrides: dict[str, Any]) -> int:
             f"Running {dag.dag_id} for {run_date} (Airflow dag.test, Spark via spark_default)",
             flush=True,
         )
-        dag_run = dag.test(
-            logical_date=datetime.combine(run_date, datetime.min.time(), tzinfo=UTC),
-            run_conf={"run_date": run_date.isoformat(), "overrides": overrides},
-        )
+        with _spark_slot():
+            dag_run = dag.test(
+                logical_date=datetime.combine(run_date, datetime.min.time(), tzinfo=UTC),
+                run_conf={"run_date": run_date.isoformat(), "overrides": overrides},
+            )
         state = str(getattr(dag_run, "state", "failed"))
         summary = _run_summary(read_run(spec.name, run_date)) | {"dag_run_state": state}
         print(json.dumps(summary, indent=2), flush=True)
@@ -347,6 +373,7 @@ def cmd_serve_airflow(args: argparse.Namespace) -> int:
 
     from retrain.local_airflow import USER, LocalAirflow
 
+    _refuse_busy_port(args.port)  # else another server's health answers would pass for ours
     airflow, stopping = LocalAirflow(args.port), []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.append(True))
@@ -368,9 +395,19 @@ def cmd_serve_airflow(args: argparse.Namespace) -> int:
         print("Stopped.", flush=True)
 
 
+def _refuse_busy_port(port: int) -> None:
+    """Refuse at once if something already listens on 127.0.0.1:`port`."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SpecError(f"port {port} is in use; stop that process or use --port") from None
+
+
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     from retrain import registry
 
+    _refuse_busy_port(args.port)
     registry.configure()
     import mlflow
 

@@ -122,8 +122,16 @@ def set_validated(spark: SparkSession, partition: str, validated: bool) -> None:
         fs.delete(marker, False)
 
 
-def data_files(spark: SparkSession, partition: str) -> list[str]:
-    """The data files of a partition, skipping Spark's `_` and `.` bookkeeping files.
+@dataclass(frozen=True)
+class Landing:
+    """A landing partition's data files, and every other entry with why it is not read."""
+
+    files: list[str]
+    skipped: dict[str, str]
+
+
+def list_landing(spark: SparkSession, partition: str) -> Landing:
+    """The files Spark will read from a partition, and every entry it will not, by name.
 
     A symbolic link (the partition folder or a file in it) is refused (DataRejected), wherever
     it points: it could make ingest copy any file the job can read, the generated key say, into
@@ -134,18 +142,28 @@ def data_files(spark: SparkSession, partition: str) -> list[str]:
     plain = "landing files must be plain files inside the lake"
     if _local_link(folder):
         raise DataRejected(f"landing folder {partition} is a symbolic link: {plain}")
-    names = []
+    files, skipped = [], {}
     for status in fs.listStatus(folder):
         path = status.getPath()
-        if path.getName().startswith(("_", ".")):
-            continue
+        name = path.getName()
         if _local_link(path):
-            raise DataRejected(
-                f"landing file {path.getName()} in {partition} is a symbolic link: {plain}"
-            )
-        if status.isFile():
-            names.append(path.toString())
-    return sorted(names)
+            raise DataRejected(f"landing file {name} in {partition} is a symbolic link: {plain}")
+        if name in (SUCCESS_MARKER, VALIDATED_MARKER):
+            continue
+        if name.startswith(("_", ".")):
+            skipped[name] = "not read: Spark skips names that start with _ or ."
+        elif status.isDirectory():
+            skipped[name] = "not read: a sub-folder (put the day's files in the ds= folder)"
+        elif status.getLen() == 0:
+            skipped[name] = "empty (0 bytes)"
+        else:
+            files.append(path.toString())
+    return Landing(sorted(files), dict(sorted(skipped.items())))
+
+
+def data_files(spark: SparkSession, partition: str) -> list[str]:
+    """The data files of a partition (see `list_landing`)."""
+    return list_landing(spark, partition).files
 
 
 def _local_link(path: Any) -> bool:
@@ -155,12 +173,20 @@ def _local_link(path: Any) -> bool:
 
 
 def first_line(spark: SparkSession, file: str) -> str:
-    """The first line of a text file, read on the driver (a CSV header)."""
+    """The first line of a text file, read on the driver (a CSV header): decompressed as Spark
+    decompresses it (by the file's ending: .gz, .bz2, ...), without a byte-order mark."""
     jvm = spark.sparkContext._jvm
     fs, path = _fs(spark, file)
-    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(path), "UTF-8"))
+    stream = fs.open(path)
+    codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()
+    )
+    codec = codecs.getCodec(path)
+    if codec is not None:
+        stream = codec.createInputStream(stream)
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
     try:
-        return reader.readLine() or ""
+        return (reader.readLine() or "").removeprefix("\ufeff")
     finally:
         reader.close()
 

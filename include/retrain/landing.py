@@ -155,8 +155,15 @@ def check_rows(text: DataFrame, spec: Spec, suite: dict[str, Any]) -> DataFrame:
         SOURCE_FILE,
     )
     row_rules, unique = suite_rules(suite)
+    options = {k.lower(): v for k, v in spec.source.options.items()}
+    encoding = options.get("encoding") or options.get("charset") or "UTF-8"
     rules = [
         RowRule(None, F.col(CORRUPT_COLUMN).isNotNull(), "malformed record: fields do not match"),
+        # Bytes that are not text in the encoding are read as U+FFFD: the value is lost.
+        *[
+            RowRule(c, F.contains(shown[c], F.lit("\ufffd")), f"{c} is not valid {encoding} text")
+            for c in spec.schema
+        ],
         *[
             RowRule(
                 c, shown[c].isNotNull() & F.col(quote(c)).isNull(), f"{c} is not {_article(k)} {k}"

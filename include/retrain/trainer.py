@@ -400,13 +400,14 @@ class AdamMLPClassifier(
             weights, history = self._fit_in_one_job(frame, config, initial, tasks)
         else:
             weights, history = self._fit_by_jobs(frame, config, initial)
-        history.tasks, history.sync = tasks, "one task" if tasks == 1 else mode
+        history.tasks = tasks
+        history.sync = "one task" if tasks == 1 and mode == "barrier" else mode
         if history.diverged:
             raise TrainingDiverged(history.stopped)
         model = to_mllib(spark, layers, weights, self.getFeaturesCol(), self.getLabelCol())
         model.training_history = history
-        log.info("trained %s in %.1f s with %d task(s), %s: %s", list(layers),
-                 time.monotonic() - started, tasks, mode, history.stopped)  # fmt: skip
+        log.info("trained %s in %.1f s with %d task(s) (%s): %s", list(layers),
+                 time.monotonic() - started, tasks, history.sync, history.stopped)  # fmt: skip
         return model
 
     def _rows(self, dataset: DataFrame) -> DataFrame:
