@@ -129,7 +129,7 @@ def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
     elapsed = time.monotonic() - started
     states = {t["task_id"]: t["state"] for t in tasks}
     assert finished["state"] == "success", states
-    assert states == dict.fromkeys(STAGES, "success")
+    assert states == dict.fromkeys(("claim", *STAGES), "success")
     assert all(t["try_number"] == 1 for t in tasks)
     record = json.loads((home / "runs" / "digits" / today.isoformat() / "record.json").read_text())
     assert record["run_date"] == today.isoformat() and record["state"] == "success"
@@ -158,7 +158,7 @@ def test_publishing_emits_the_model_asset_and_scoring_uses_the_new_champion(airf
 def test_a_backfill_makes_one_run_per_date_and_leaves_the_champion(airflow):
     api, home, days = airflow["api"], airflow["home"], airflow["backfill"]
     body = {"dag_id": DAG, "from_date": f"{days[0]}T00:00:00Z",
-            "to_date": f"{days[-1]}T00:00:00Z", "max_active_runs": 1,
+            "to_date": f"{days[-1]}T00:00:00Z", "max_active_runs": 2,
             "dag_run_conf": {"gate_mode": "off"}}  # every candidate passes  # fmt: skip
     status, backfill = create_backfill(api, body)
     assert status == 200, backfill
@@ -173,6 +173,16 @@ def test_a_backfill_makes_one_run_per_date_and_leaves_the_champion(airflow):
     runs = wait_for(finished, "the backfill", 1500)
     assert sorted(r["logical_date"][:10] for r in runs) == [d.isoformat() for d in days]
     assert {r["state"] for r in runs} == {"success"}
+    # Both runs were active at once; the claim let one run's stages start only after the other
+    # run's stages ended (a window never sees a day another run is validating).
+    spans = []
+    for run in runs:
+        path = f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances"
+        tasks = [t for t in api.call("GET", path)[1]["task_instances"] if t["task_id"] in STAGES]
+        assert len(tasks) == len(STAGES)
+        spans.append((min(t["start_date"] for t in tasks), max(t["end_date"] for t in tasks)))
+    (first_start, first_end), (second_start, second_end) = sorted(spans)
+    assert first_end <= second_start, spans
     for day in days:
         record = json.loads(
             (home / "runs" / "digits" / day.isoformat() / "record.json").read_text()

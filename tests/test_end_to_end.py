@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import date
@@ -30,8 +31,10 @@ DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 CLI = [sys.executable, "-m", "retrain.cli"]
 
 
-def retrain(home: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
-    env = os.environ | {"RETRAIN_HOME": str(home)}
+def retrain(
+    home: Path, *args: str, expect: int = 0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = os.environ | {"RETRAIN_HOME": str(home)} | (env or {})
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=False)
     assert result.returncode == expect, result.stdout[-4000:] + result.stderr[-4000:]
@@ -205,6 +208,18 @@ def test_quarantine_holds_exactly_the_malformed_rows(pipeline):
     assert len(pipeline["before"][f"raw/{DAY1}"]) + len(pipeline["before"][f"raw/{DAY2}"]) == 1797
 
 
+def test_every_run_keeps_its_airflow_record(pipeline):
+    """A rerun of a date is a new Airflow run: the earlier run of the date (and any scheduled
+    one) is never cleared or deleted."""
+    with sqlite3.connect(pipeline["home"] / "airflow" / "airflow.db") as db:
+        runs = db.execute(
+            "SELECT state, conf FROM dag_run WHERE dag_id = 'retrain_digits' ORDER BY id"
+        ).fetchall()
+    dates = [json.loads(conf)["run_date"] for _, conf in runs]
+    assert dates == [str(d) for d in (DAY1, DAY2, DAY2, DAY2, DAY3)]
+    assert [state for state, _ in runs] == ["success"] * 4 + ["failed"]
+
+
 def test_rerun_changes_no_partition_and_adds_no_version(pipeline):
     assert pipeline["after"] == pipeline["before"]
     assert len(pipeline["versions_before"]) == 2
@@ -281,3 +296,61 @@ def test_suggest_suite_command_writes_suites_that_pass_their_day(pipeline, tmp_p
     assert (tmp_path / "features.json").exists()
     again = retrain(pipeline["home"], *suggest, expect=2)
     assert "already exist; pass --force" in again.stderr
+
+
+def airflow_runs(home: Path) -> list[tuple[str, str, dict[str, str]]]:
+    """(run id, state, task states) of every retrain_digits run, oldest first."""
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        runs = db.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id = 'retrain_digits' ORDER BY id"
+        ).fetchall()
+        tasks = db.execute(
+            "SELECT run_id, task_id, state FROM task_instance WHERE dag_id = 'retrain_digits'"
+        ).fetchall()
+    return [
+        (run_id, state, {task: ts for r, task, ts in tasks if r == run_id})
+        for run_id, state in runs
+    ]
+
+
+def test_a_run_waits_while_another_holds_the_dataset_and_a_killed_ones_claim_is_freed(pipeline):
+    """Runs last: it adds runs. The corrupted day's run, set back to 'running' and claimed by a
+    live process, holds digits: a new run's claim waits, then times out with nothing run. Once
+    that process is gone, the next `retrain run` marks the abandoned run failed and goes on."""
+    home = pipeline["home"]
+    holder_id = airflow_runs(home)[-1][0]
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        db.execute("UPDATE dag_run SET state = 'running' WHERE run_id = ?", (holder_id,))
+    claim = home / "locks" / "digits.claim.json"
+    held = json.loads(claim.read_text())
+    assert held["run_id"] == holder_id and held["run_date"] == DAY3.isoformat()
+    claim.write_text(json.dumps(held | {"cli_pid": os.getpid()}))  # alive
+    record_before = (home / "runs" / "digits" / str(DAY2) / "record.json").read_text()
+
+    waited = retrain(home, "run", "digits", "--date", str(DAY2), expect=1,
+                     env={"RETRAIN_CLAIM_WAIT_SECONDS": "20"})  # fmt: skip
+    output = waited.stdout + waited.stderr
+    assert f"digits is being processed by retrain_digits run {holder_id} (date {DAY3}" in output
+    summary = json.loads(waited.stdout[waited.stdout.rindex("{\n") :])
+    assert summary["state"] == "failed" and summary["dag_run_state"] == "failed"
+    assert summary["reason"].startswith("no stage ran: digits is being processed by retrain_")
+    assert summary["decision"] is None  # not the date's earlier record
+    run_id, state, tasks = airflow_runs(home)[-1]
+    assert state == "failed" and tasks["claim"] == "failed"
+    assert tasks["ingest"] == "upstream_failed"  # no stage ran
+    assert (home / "runs" / "digits" / str(DAY2) / "record.json").read_text() == record_before
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    claim.write_text(json.dumps(held | {"cli_pid": gone.pid}))
+    no_landing = date(2026, 3, 9)  # ingest rejects it at once: the claim is what is tested
+    freed = retrain(home, "run", "digits", "--date", str(no_landing), expect=1)
+    assert (
+        f"marked retrain_digits run {holder_id} (date {DAY3}) failed: the `retrain run` "
+        f"process {gone.pid} running it is gone"
+    ) in freed.stdout
+    runs = {r: (s, t) for r, s, t in airflow_runs(home)}
+    assert runs[holder_id][0] == "failed"
+    last_id, (state, tasks) = list(runs.items())[-1]
+    assert tasks["claim"] == "success" and tasks["ingest"] == "failed" and state == "failed"
+    assert json.loads(claim.read_text())["run_id"] == last_id

@@ -24,7 +24,7 @@ from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 
 from jobs import evaluate, ingest, publish
-from retrain import cli, keys, registry
+from retrain import claims, cli, keys, registry
 from retrain.features import build_features
 from retrain.job import DataRejected, is_complete, save_model, write_partition
 from retrain.metrics import classification_metrics
@@ -274,12 +274,66 @@ def test_a_symlink_in_landing_is_refused_by_name(spark, home):
     assert not (Path(lake_root()) / "raw" / "toy").exists()
 
 
-def test_a_second_run_of_the_same_date_is_refused_before_airflow_starts(home, capsys):
-    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
-    with cli._only_run_of("toy", date(2026, 3, 1)):
-        assert cli.main(["run", "toy", "--date", "2026-03-01"]) == 2
-    assert "another `retrain run` of toy for 2026-03-01 is in progress" in capsys.readouterr().err
-    assert not (home / "airflow").exists()  # refused before Airflow was touched
+def test_a_dataset_is_claimed_by_one_active_run_at_a_time(home):
+    states = {"scheduled__a": "running", "manual__b": "queued"}
+
+    def state_of(dag_id: str, run_id: str) -> str | None:
+        return states.get(run_id)
+
+    run_a = {"dag_id": "retrain_toy", "run_id": "scheduled__a", "run_date": "2026-03-01"}
+    run_b = {"dag_id": "retrain_toy", "run_id": "manual__b", "run_date": "2026-03-02"}
+    assert claims.take("toy", run_a, state_of) is None
+    assert claims.take("toy", run_a, state_of) is None  # a later stage of the same run
+    assert claims.take("toy", run_b, state_of)["run_id"] == "scheduled__a"  # b waits
+    assert claims.read_claim("toy")["run_id"] == "scheduled__a"
+    assert "toy is being processed by retrain_toy run scheduled__a (date 2026-03-01" in (
+        claims.describe("toy", claims.read_claim("toy"))
+    )
+    states["scheduled__a"] = "failed"  # the holder ended: its claim is free
+    assert claims.take("toy", run_b, state_of) is None
+    assert claims.take("toy", run_a, state_of)["run_id"] == "manual__b"  # a cleared stage of a
+    del states["manual__b"]  # a run deleted from Airflow holds nothing
+    assert claims.take("toy", run_a, state_of) is None
+
+
+def test_the_claim_of_a_killed_retrain_run_is_taken_over(home, monkeypatch):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    monkeypatch.setenv(claims.CLI_PID_ENV, str(dead.pid))
+    killed = {"dag_id": "retrain_toy", "run_id": "manual__killed", "run_date": "2026-03-01"}
+    assert claims.take("toy", killed, lambda *_: "running") is None
+    assert claims.read_claim("toy")["cli_pid"] == dead.pid
+    monkeypatch.setenv(claims.CLI_PID_ENV, str(os.getpid()))
+    run = {"dag_id": "retrain_toy", "run_id": "manual__next", "run_date": "2026-03-01"}
+    # Airflow still says 'running' (nobody marked it), but its process is gone.
+    assert claims.take("toy", run, lambda *_: "running") is None
+    other = {"dag_id": "retrain_toy", "run_id": "manual__other", "run_date": "2026-03-02"}
+    assert claims.take("toy", other, lambda *_: "running")["run_id"] == "manual__next"
+
+
+def test_concurrent_claims_have_one_winner(home):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def claim(worker: int) -> None:
+        run = {"dag_id": "retrain_toy", "run_id": f"run_{worker}", "run_date": "2026-03-01"}
+        holder = claims.take("toy", run, lambda *_: "running")
+        results.put((worker, holder and holder["run_id"]))
+
+    workers = [context.Process(target=claim, args=(w,)) for w in range(6)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join()
+    outcome = dict(results.get(timeout=5) for _ in workers)
+    winners = [w for w, holder in outcome.items() if holder is None]
+    assert len(winners) == 1
+    assert set(outcome.values()) == {None, f"run_{winners[0]}"}
+    assert claims.read_claim("toy")["run_id"] == f"run_{winners[0]}"
 
 
 def test_concurrent_record_updates_lose_nothing(home):

@@ -10,12 +10,13 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from retrain.local_airflow import airflow_env, ensure_airflow_db
+from retrain import claims
+from retrain.local_airflow import airflow_env, ensure_airflow_db, fail_runs
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, parse_date
 from retrain.runs import data_docs
 from retrain.spec import Spec, SpecError, load_spec, load_spec_file
@@ -80,27 +81,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.latest
             else "give --date YYYY-MM-DD (repeatable) or --latest N"
         )
-    with ExitStack() as held:  # before Airflow: a refused run touches nothing
-        for run_date in sorted(set(dates)):
-            held.enter_context(_only_run_of(spec.name, run_date))
-        return _run_dates(spec, sorted(set(dates)), overrides)
+    return _run_dates(spec, sorted(set(dates)), overrides)
 
 
-@contextmanager
-def _only_run_of(dataset: str, run_date: date) -> Iterator[None]:
-    """Hold the one `retrain run` of a dataset and date: a second one would make `dag.test`
-    delete the first's Airflow run."""
-    path = home() / "locks" / f"{dataset}-{run_date}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SpecError(
-                f"another `retrain run` of {dataset} for {run_date} is in progress; let it "
-                "finish, then run again"
-            ) from None
-        yield
+def _fail_abandoned_run(dataset: str) -> None:
+    """A `retrain run` killed mid-run (kill -9, a closed terminal) left its Airflow run
+    'running': its claim names the dead process. Fail that run, as Airflow would a zombie."""
+    holder = claims.read_claim(dataset)
+    if (
+        holder
+        and claims.cli_process_gone(holder)
+        and fail_runs(holder["dag_id"], run_id=holder["run_id"])
+    ):
+        print(
+            f"marked {holder['dag_id']} run {holder['run_id']} (date {holder['run_date']}) "
+            f"failed: the `retrain run` process {holder['cli_pid']} running it is gone",
+            flush=True,
+        )
 
 
 @contextmanager
@@ -133,22 +130,50 @@ def _run_dates(spec: Spec, dates: list[date], overrides: dict[str, Any]) -> int:
     from retrain.runs import read_run
 
     dag = build_dag(spec)
+    os.environ[claims.CLI_PID_ENV] = str(os.getpid())  # `dag.test` runs the tasks in-process
     failed = 0
     for run_date in dates:
         print(
             f"Running {dag.dag_id} for {run_date} (Airflow dag.test, Spark via spark_default)",
             flush=True,
         )
+        _fail_abandoned_run(spec.name)
+        # The date travels in the conf; the run's own logical date is now, so `dag.test` (which
+        # clears and replaces runs of its logical date) never touches another run of the date.
+        logical_date = datetime.now(UTC)
         with _spark_slot():
-            dag_run = dag.test(
-                logical_date=datetime.combine(run_date, datetime.min.time(), tzinfo=UTC),
-                run_conf={"run_date": run_date.isoformat(), "overrides": overrides},
-            )
+            try:
+                dag_run = dag.test(
+                    logical_date=logical_date,
+                    run_conf={"run_date": run_date.isoformat(), "overrides": overrides},
+                )
+            except BaseException:  # Ctrl-C: leave no run 'running' to block the scheduler
+                fail_runs(dag.dag_id, logical_date=logical_date)
+                raise
         state = str(getattr(dag_run, "state", "failed"))
-        summary = _run_summary(read_run(spec.name, run_date)) | {"dag_run_state": state}
+        record = read_run(spec.name, run_date)
+        if record.get("run_id") != getattr(dag_run, "run_id", None):
+            record = _no_stage_ran(spec.name, run_date, dag_run)  # never an older run's record
+        summary = _run_summary(record) | {"dag_run_state": state}
         print(json.dumps(summary, indent=2), flush=True)
-        failed += state != "success"
+        failed += state != "success" or summary["state"] != "success"
     return 1 if failed else 0
+
+
+def _no_stage_ran(dataset: str, run_date: date, dag_run: Any) -> dict[str, Any]:
+    """The record of a run that wrote none: it never got past its claim (or ran nothing)."""
+    holder = claims.read_claim(dataset)
+    waited = holder and holder["run_id"] != getattr(dag_run, "run_id", None)
+    return {
+        "dataset": dataset,
+        "run_date": run_date.isoformat(),
+        "state": "failed",
+        "error": (
+            f"no stage ran: {claims.describe(dataset, holder)}"
+            if waited
+            else "no stage ran; see the log above"
+        ),
+    }
 
 
 def _run_summary(record: dict[str, Any]) -> dict[str, Any]:

@@ -23,16 +23,22 @@ from airflow.sdk import (
     DAG,
     Asset,
     AssetOrTimeSchedule,
+    BaseSensorOperator,
     Connection,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
     Param,
     chain,
 )
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowRuntimeError,
+)
 from airflow.sdk.log import mask_secret
 
-from retrain import keys
+from retrain import claims, keys
 from retrain.alerts import RunNotifier
 from retrain.local_airflow import SPARK_POOL
 from retrain.paths import REPO_ROOT, home
@@ -97,11 +103,59 @@ def code_zip() -> str:
     return str(target)
 
 
+def _airflow_state(ti: Any) -> Any:
+    """`claims.take`'s view of Airflow: a run's state through the Task SDK, None if no such run."""
+
+    def state_of(dag_id: str, run_id: str) -> str | None:
+        try:
+            state = ti.get_dagrun_state(dag_id, run_id)
+        except AirflowRuntimeError as err:
+            if (err.error.detail or {}).get("status_code") == 404:
+                return None
+            raise
+        return getattr(state, "value", state)  # the enum's str() is 'DagRunState.RUNNING'
+
+    return state_of
+
+
+def _this_run(context: Any) -> dict[str, str]:
+    dag_run = context["dag_run"]
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "run_date": run_date_of(context["params"], dag_run),
+    }
+
+
+class ClaimSensor(BaseSensorOperator):
+    """The retrain DAG's first task: waits, outside the Spark pool, until no other run of the
+    dataset is active, then claims it for this run (see `claims`)."""
+
+    def __init__(self, *, dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+
+    def poke(self, context: Any) -> bool:
+        holder = claims.take(self.dataset, _this_run(context), _airflow_state(context["ti"]))
+        if holder:
+            self.log.info("waiting: %s", claims.describe(self.dataset, holder))
+        return holder is None
+
+
 class RetrainSparkSubmitOperator(SparkSubmitOperator):
     """SparkSubmitOperator that ships the current shared package and knows which failures to
-    retry: a rejected day or a broken spec fails the same way every time, so it fails at once."""
+    retry: a rejected day or a broken spec fails the same way every time, so it fails at once.
+    A stage of a retrain run (`claimed`) runs only while its run holds the dataset's claim."""
+
+    def __init__(self, *, claimed: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.claimed = claimed
 
     def execute(self, context: Any) -> None:
+        if self.claimed:  # a stage cleared alone, without its claim task, must not overlap
+            holder = claims.take(self.claimed, _this_run(context), _airflow_state(context["ti"]))
+            if holder:
+                raise AirflowException(claims.describe(self.claimed, holder))
         self.py_files = code_zip()
         export_secret()
         try:
@@ -269,11 +323,24 @@ def build_dag(spec: Spec) -> DAG:
         on_success_callback=RunNotifier(spec.name, failed=False),  # only for a rejection
     ) as dag:
         env = _job_env()
+        claim = ClaimSensor(
+            dataset=spec.name,
+            task_id="claim",
+            poke_interval=15,
+            timeout=float(os.environ.get("RETRAIN_CLAIM_WAIT_SECONDS", "7200")),
+            retries=0,  # timing out means the other run is still at work
+        )
         stages = [
-            _stage(spec, stage, env, outlets=[model_asset(spec)] if stage == "publish" else [])
+            _stage(
+                spec,
+                stage,
+                env,
+                claimed=spec.name,
+                outlets=[model_asset(spec)] if stage == "publish" else [],
+            )
             for stage in STAGES
         ]
-        chain(*stages)  # ingest >> validate >> preprocess >> train >> evaluate >> publish
+        chain(claim, *stages)  # claim >> ingest >> validate >> ... >> publish
     return dag
 
 

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,34 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
         )  # fmt: skip
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     marker.touch()
+
+
+def fail_runs(
+    dag_id: str, *, run_id: str | None = None, logical_date: datetime | None = None
+) -> int:
+    """Mark a DAG's queued or running run (by run id or logical date) failed, as the UI's "mark
+    failed" does: its running tasks failed, the ones that never started skipped. How many runs."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, State, TaskInstanceState
+    from sqlalchemy import select
+
+    query = select(DagRun).where(
+        DagRun.dag_id == dag_id, DagRun.state.in_((DagRunState.RUNNING, DagRunState.QUEUED))
+    )
+    if run_id is not None:
+        query = query.where(DagRun.run_id == run_id)
+    if logical_date is not None:
+        query = query.where(DagRun.logical_date == logical_date)
+    with create_session() as session:
+        runs = session.scalars(query).all()
+        for run in runs:
+            for ti in run.get_task_instances(session=session):
+                if ti.state not in State.finished:
+                    running = ti.state == TaskInstanceState.RUNNING
+                    ti.state = TaskInstanceState.FAILED if running else TaskInstanceState.SKIPPED
+            run.set_state(DagRunState.FAILED)
+    return len(runs)
 
 
 class LocalAirflow:
