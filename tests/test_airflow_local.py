@@ -54,7 +54,8 @@ class Api:
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow") / "home"
-    today = datetime.now(UTC).date()  # a trigger without run_date processes the day it runs
+    today = datetime.now(UTC).date()
+    landed = today - timedelta(days=1)  # a trigger without run_date: the last complete day
     backfill = [today - timedelta(days=n) for n in (2, 1)]
     env = {"RETRAIN_HOME": str(home), "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     previous = os.environ.get("RETRAIN_HOME")
@@ -80,7 +81,7 @@ def airflow(tmp_path_factory):
     )
     for dag_id in (DAG, SCORE_DAG):
         assert api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})[0] == 200
-    yield {"airflow": local, "api": api, "home": home, "today": today, "backfill": backfill}
+    yield {"airflow": local, "api": api, "home": home, "landed": landed, "backfill": backfill}
     local.stop()
 
 
@@ -123,7 +124,7 @@ def test_bad_params_are_refused_before_a_run_exists(airflow):
 
 
 def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
-    api, home, today = airflow["api"], airflow["home"], airflow["today"]
+    api, home, landed = airflow["api"], airflow["home"], airflow["landed"]
     started = time.monotonic()
     finished, tasks = trigger_and_wait(api, DAG, {"max_epochs": 150, "gate_mode": "enforce"}, 900)
     elapsed = time.monotonic() - started
@@ -131,8 +132,8 @@ def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
     assert finished["state"] == "success", states
     assert states == dict.fromkeys(("claim", *STAGES), "success")
     assert all(t["try_number"] == 1 for t in tasks)
-    record = json.loads((home / "runs" / "digits" / today.isoformat() / "record.json").read_text())
-    assert record["run_date"] == today.isoformat() and record["state"] == "success"
+    record = json.loads((home / "runs" / "digits" / str(landed) / "record.json").read_text())
+    assert record["run_date"] == str(landed) and record["state"] == "success"
     assert record["train"]["params"]["max_epochs"] == 150  # the Param reached the job
     assert record["publish"]["champion_version"] == "1" and record["publish"]["champion_moved"]
     durations = {t["task_id"]: round(t["duration"], 1) for t in tasks}
@@ -140,13 +141,15 @@ def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
 
 
 def test_publishing_emits_the_model_asset_and_scoring_uses_the_new_champion(airflow, spark):
-    api, home, today = airflow["api"], airflow["home"], airflow["today"]
+    api, home, landed = airflow["api"], airflow["home"], airflow["landed"]
     events = api.call("GET", "/api/v2/assets/events")[1]["asset_events"]
     assert [(e["source_dag_id"], e["source_task_id"]) for e in events] == [(DAG, "publish")]
     finished, tasks = trigger_and_wait(api, SCORE_DAG, {}, 600)
     assert finished["state"] == "success", tasks
-    predictions = spark.read.parquet(str(home / "lake" / "predictions" / "digits" / f"ds={today}"))
-    raw = spark.read.parquet(str(home / "lake" / "raw" / "digits" / f"ds={today}"))
+    predictions = spark.read.parquet(
+        str(home / "lake" / "predictions" / "digits" / f"ds={landed}")
+    )
+    raw = spark.read.parquet(str(home / "lake" / "raw" / "digits" / f"ds={landed}"))
     assert predictions.count() == raw.count() > 0
     assert {r.model_version for r in predictions.select("model_version").distinct().collect()} == {
         "1"

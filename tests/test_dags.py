@@ -24,7 +24,7 @@ from retrain.dag_factory import (
 )
 from retrain.local_airflow import SPARK_POOL
 from retrain.paths import REPO_ROOT
-from retrain.spec import load_spec
+from retrain.spec import SpecError, load_spec
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,32 @@ def test_publishing_updates_the_model_asset_that_schedules_scoring(dagbag):
     assert score.application == str(REPO_ROOT / "jobs" / "score.py")
 
 
+def test_a_broken_spec_costs_only_its_own_dags(tmp_path, monkeypatch):
+    """Every problem of the broken spec in one import error naming its file; every other
+    dataset (a good spec beside it included) keeps its DAGs, the CLI its commands."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    good = (REPO_ROOT / "include" / "datasets" / "digits.yaml").read_text()
+    (tmp_path / "digits2.yaml").write_text(good.replace("name: digits", "name: digits2", 1))
+    broken = (
+        good.replace("name: digits", "name: broken", 1)
+        .replace("label_column: label", "label_column: nope")
+        .replace('start_date: "2026-01-01"', "start_date: someday")
+    )
+    (tmp_path / "broken.yaml").write_text(broken)
+    monkeypatch.setenv("RETRAIN_DATASETS_PATH", str(tmp_path))
+    bag = DagBag(str(REPO_ROOT / "dags"))
+    assert {"retrain_digits", "retrain_digits2", "score_digits2"} <= set(bag.dags)
+    assert not any("broken" in dag_id for dag_id in bag.dags)
+    ((where, error),) = bag.import_errors.items()
+    assert where.endswith("retrain_dags.py")
+    assert f"{tmp_path / 'broken.yaml'}: key 'label_column' is not a column" in error
+    assert "key 'start_date' must be a date" in error  # every problem at once
+    assert load_spec("digits2").name == "digits2"
+    with pytest.raises(SpecError, match="key 'label_column' is not a column"):
+        load_spec("broken")
+
+
 def test_parsing_starts_no_spark_and_imports_no_mlflow_or_gx():
     code = (
         "import sys, time; t = time.time();"
@@ -96,17 +122,41 @@ def test_parsing_starts_no_spark_and_imports_no_mlflow_or_gx():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_run_date_comes_from_param_then_logical_date_then_run_after():
-    logical = SimpleNamespace(
-        logical_date=datetime(2026, 3, 1, tzinfo=UTC),
-        run_after=datetime(2026, 3, 9, 12, tzinfo=UTC),
+def test_run_date_is_the_param_else_the_day_of_the_data_interval():
+    daily, six_am = "0 0 * * *", "0 6 * * *"
+    scheduled = SimpleNamespace(  # the interval that ended at midnight on the 2nd
+        data_interval_start=datetime(2026, 3, 1, tzinfo=UTC),
+        run_after=datetime(2026, 3, 2, tzinfo=UTC),
     )
-    ui_trigger = SimpleNamespace(logical_date=None, run_after=datetime(2026, 3, 9, 12, tzinfo=UTC))
-    assert run_date_of({"run_date": "2026-02-02"}, logical) == "2026-02-02"
-    assert run_date_of({"run_date": None}, logical) == "2026-03-01"
-    assert run_date_of({}, ui_trigger) == "2026-03-09"
+    ui_trigger = SimpleNamespace(  # no logical date, so Airflow gives it no data interval
+        data_interval_start=None, run_after=datetime(2026, 3, 9, 12, tzinfo=UTC)
+    )
+    assert run_date_of({"run_date": "2026-02-02"}, scheduled, daily) == "2026-02-02"
+    assert run_date_of({"run_date": None}, scheduled, daily) == "2026-03-01"
+    assert run_date_of({}, ui_trigger, daily) == "2026-03-08"  # the last complete day
+    assert run_date_of({}, ui_trigger, six_am) == "2026-03-08"  # [8th 06:00, 9th 06:00)
+    early = SimpleNamespace(
+        data_interval_start=None, run_after=datetime(2026, 3, 9, 5, tzinfo=UTC)
+    )
+    assert run_date_of({}, early, six_am) == "2026-03-07"  # the 8th's interval has not ended
+    at_midnight = SimpleNamespace(
+        data_interval_start=None, run_after=datetime(2026, 3, 9, tzinfo=UTC)
+    )
+    assert run_date_of({}, at_midnight, daily) == "2026-03-08"
     with pytest.raises(ValueError):
-        run_date_of({"run_date": "../../etc"}, logical)
+        run_date_of({"run_date": "../../etc"}, scheduled, daily)
+
+
+def test_the_manual_data_interval_is_airflows_own(dagbag):
+    """What `run_date_of` infers for a trigger without a logical date is what Airflow gives a
+    trigger with one: the last complete interval."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    timetable = coerce_to_core_timetable(dagbag.dags["retrain_digits"].timetable)
+    for moment in (datetime(2026, 3, 9, 12, tzinfo=UTC), datetime(2026, 3, 9, tzinfo=UTC)):
+        interval = timetable.infer_manual_data_interval(run_after=moment)
+        without = SimpleNamespace(data_interval_start=None, run_after=moment)
+        assert run_date_of({}, without, "0 0 * * *") == interval.start.date().isoformat()
 
 
 def test_run_type_reaches_the_job_as_a_plain_word():

@@ -289,11 +289,12 @@ def test_each_run_that_needs_a_person_sent_one_alert(pipeline, alerts):
 def test_suggest_suite_command_writes_suites_that_pass_their_day(pipeline, tmp_path):
     suggest = ["suggest-suite", "digits", "--date", DAY1.isoformat(), "--output", str(tmp_path)]
     out = retrain(pipeline["home"], *suggest).stdout
-    raw = json.loads((tmp_path / "raw.json").read_text())
-    assert f"wrote {tmp_path / 'raw.json'} ({len(raw['expectations'])} expectations)" in out
+    suites = tmp_path / "expectations" / "digits"  # the layout new-dataset --output writes
+    raw = json.loads((suites / "raw.json").read_text())
+    assert f"wrote {suites / 'raw.json'} ({len(raw['expectations'])} expectations)" in out
     assert raw["meta"]["rows"] == len(pipeline["before"][f"raw/{DAY1}"])  # the usable rows
     assert {e["kwargs"].get("column") for e in raw["expectations"]} >= {"id", "label", "p0", "p63"}
-    assert (tmp_path / "features.json").exists()
+    assert (suites / "features.json").exists()
     again = retrain(pipeline["home"], *suggest, expect=2)
     assert "already exist; pass --force" in again.stderr
 
@@ -343,7 +344,9 @@ def test_a_run_waits_while_another_holds_the_dataset_and_a_killed_ones_claim_is_
     gone = subprocess.Popen(["true"])
     gone.wait()
     claim.write_text(json.dumps(held | {"cli_pid": gone.pid}))
-    no_landing = date(2026, 3, 9)  # ingest rejects it at once: the claim is what is tested
+    # Before the DAG's start_date (2026-01-01), which bounds the schedule, not a `retrain run`;
+    # nothing landed, so ingest rejects it at once: the claim is what is tested.
+    no_landing = date(2025, 12, 9)
     freed = retrain(home, "run", "digits", "--date", str(no_landing), expect=1)
     assert (
         f"marked retrain_digits run {holder_id} (date {DAY3}) failed: the `retrain run` "

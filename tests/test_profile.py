@@ -43,6 +43,7 @@ def test_suggested_raw_suite_describes_the_day(spark, landed):
     assert suites["raw"]["meta"]["rows"] == 40  # the unparseable row is not profiled
     (band,) = raw["expect_table_row_count_to_be_between"]
     assert (band["kwargs"]["min_value"], band["kwargs"]["max_value"]) == (20, 80)
+    assert band["meta"]["severity"] == "warning"  # one day's count
     (columns,) = raw["expect_table_columns_to_match_set"]
     assert columns["kwargs"]["column_set"] == ["id", "label", "x", "y"]
     nulls = {e["kwargs"]["column"]: e for e in raw["expect_column_values_to_not_be_null"]}
@@ -88,11 +89,45 @@ def test_suggested_suites_pass_their_own_day_and_catch_a_broken_one(spark, lande
     assert failures(checked) == ([], [])
 
 
+def toy_day(spark, ids: range, shift: float = 0.0):
+    """A day of toy rows as ingest stores them: labels a/b, x within the profiled range."""
+    rows = [(i, "ab"[i % 2], (i % 7) + 0.5 + shift, float(i)) for i in ids]
+    return spark.createDataFrame(rows, "id long, label string, x double, y double")
+
+
+def test_suites_profiled_on_a_small_day_hold_on_other_ordinary_days(spark, home, tmp_path):
+    """Profiled on 6 rows (no validation id among them), checked on days of 40 and 300 rows:
+    only warnings, never a critical failure."""
+    spec = toy_spec()
+    small = date(2026, 1, 3)
+    folder = home / "lake" / "landing" / "toy" / f"ds={small}"
+    folder.mkdir(parents=True)
+    lines = ["id,label,x,y", *[f"{i},{'ab'[i % 2]},{(i % 7) + 0.5},{i}" for i in range(1, 7)]]
+    (folder / "part-0.csv").write_text("\n".join(lines) + "\n")
+    suites = suggest_suites(spark, spec, small)
+    profiled = build_features(
+        spark, toy_day(spark, range(1, 7)).withColumn("ds", F.lit("d")), spec
+    )
+    assert "validation" not in {r.split for r in profiled.select("split").collect()}
+    (split_set,) = [e for e in by_type(suites["features"])["expect_column_values_to_be_in_set"]
+                    if e["kwargs"]["column"] == "split"]  # fmt: skip
+    assert split_set["kwargs"]["value_set"] == ["train", "validation", "test"]
+    for size, other in ((40, date(2026, 1, 4)), (300, date(2026, 1, 5))):
+        day = toy_day(spark, range(100, 100 + size))
+        raw, _ = run_suite(day, suites["raw"], tmp_path, f"raw-{size}")
+        features = build_features(spark, day.withColumn("ds", F.lit(str(other))), spec)
+        checked, _ = run_suite(features, suites["features"], tmp_path, f"features-{size}")
+        for result in (raw, checked):
+            critical, _ = failures(result)
+            assert critical == [], (size, critical)
+        assert any("row_count" in w for w in failures(raw)[1])  # outside 6 rows' band: warned
+
+
 def test_suggest_suite_refuses_to_overwrite_and_needs_data(spark, home, tmp_path, monkeypatch):
     monkeypatch.setattr("retrain.cli.load_spec", lambda name: toy_spec())
-    (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "raw.json").write_text("{}")
-    with pytest.raises(SpecError, match=r"raw.json already exist; pass --force"):
-        write_suggested_suites("toy", DAY, tmp_path / "suites", force=False)
+    (tmp_path / "expectations" / "toy").mkdir(parents=True)
+    (tmp_path / "expectations" / "toy" / "raw.json").write_text("{}")
+    with pytest.raises(SpecError, match=r"toy/raw.json already exist; pass --force"):
+        write_suggested_suites("toy", DAY, tmp_path, force=False)
     with pytest.raises(RetrainError, match="no landing data for toy on 2026-01-05"):
         suggest_suites(spark, toy_spec(), date(2026, 1, 5))

@@ -73,9 +73,9 @@ class RunNotifier(BaseNotifier):
 
     template_fields = ()
 
-    def __init__(self, dataset: str, failed: bool) -> None:
+    def __init__(self, dataset: str, schedule: str, failed: bool) -> None:
         super().__init__()
-        self.dataset, self.failed = dataset, failed
+        self.dataset, self.schedule, self.failed = dataset, schedule, failed
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         """Nothing to render (and under `dag.test` Airflow 3.3 has no template env to do it)."""
@@ -83,10 +83,20 @@ class RunNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         from retrain.dag_factory import run_date_of
 
-        dag_run = context["dag_run"]
+        dag_run = context.get("dag_run")
+        if dag_run is None:  # Airflow gives only the DAG and run id when no task ran
+            dag_id, run_id = context["dag"].dag_id, context["run_id"]
+            send(no_task_ran(dag_id, run_id, context.get("reason")))
+            return
         params = context.get("params") or dag_run.conf or {}
-        run_date = date.fromisoformat(run_date_of(params, dag_run))
+        run_date = date.fromisoformat(run_date_of(params, dag_run, self.schedule))
         state = "failed" if self.failed else "success"
         alert = alert_for(dag_run.dag_id, dag_run.run_id, state, read_run(self.dataset, run_date))
         if alert:
             send(alert)
+
+
+def no_task_ran(dag_id: str, run_id: str, reason: str | None) -> dict[str, Any]:
+    """A run that ended without running a task did nothing a person asked for: say so."""
+    text = f"{dag_id} run {run_id} ended ({reason or 'no reason given'}) without running a task"
+    return {"kind": "failed", "text": text, "dag_id": dag_id, "run_id": run_id, "links": []}

@@ -19,7 +19,7 @@ from retrain import claims
 from retrain.local_airflow import airflow_env, ensure_airflow_db, fail_runs
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, parse_date
 from retrain.runs import data_docs
-from retrain.spec import Spec, SpecError, load_spec, load_spec_file
+from retrain.spec import Spec, SpecError, load_spec
 from retrain.validation import SUITES
 
 
@@ -257,14 +257,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def write_suggested_suites(
-    dataset: str, run_date: date, folder: Path | None, force: bool
+    dataset: str, run_date: date, spec_folder: Path | None, force: bool
 ) -> list[Path]:
-    """Profile one landing partition and write starting raw and features suites."""
+    """Profile one landing partition and write starting raw and features suites where the
+    dataset's spec (or a spec in `spec_folder`) finds them."""
     from retrain.job import RetrainError, spark_session
     from retrain.profile import suggest_suites
 
     spec = load_spec(dataset)
-    folder = folder or _suite_folder(spec)
+    folder = _suite_folder(spec_folder or Path(spec.file).parent, spec.name)
     existing = [str(folder / f"{s}.json") for s in SUITES if (folder / f"{s}.json").exists()]
     if existing and not force:
         raise SpecError(f"{', '.join(existing)} already exist; pass --force to replace them")
@@ -281,12 +282,12 @@ def write_suggested_suites(
     return [folder / f"{name}.json" for name in suites]
 
 
-def _suite_folder(spec: Spec) -> Path:
-    """Where a dataset's suites belong: the project's, or beside a spec from elsewhere."""
-    spec_folder = Path(spec.file).parent
-    if spec_folder == REPO_ROOT / "include" / "datasets":
-        return REPO_ROOT / "expectations" / spec.name
-    return spec_folder / "expectations" / spec.name
+def _suite_folder(spec_folder: Path, dataset: str) -> Path:
+    """Where the suites of a spec in `spec_folder` belong: the project's `expectations/` for the
+    project's specs, else `expectations/<dataset>/` beside the spec. Both `--output`s use it."""
+    if spec_folder.resolve() == (REPO_ROOT / "include" / "datasets").resolve():
+        return REPO_ROOT / "expectations" / dataset
+    return spec_folder / "expectations" / dataset
 
 
 def cmd_suggest_suite(args: argparse.Namespace) -> int:
@@ -311,9 +312,13 @@ def cmd_new_dataset(args: argparse.Namespace) -> int:
 
     folder = args.output or REPO_ROOT / "include" / "datasets"
     spec_file = folder / f"{args.name}.yaml"
-    known = load_all_specs()
+    broken: dict[str, str] = {}
+    known = load_all_specs(broken)  # another dataset's broken spec is no reason to refuse
     if args.name in known and not args.force:
         raise SpecError(f"dataset {args.name!r} already exists: {known[args.name].file}")
+    if args.name in broken and not args.force:
+        raise SpecError(f"dataset {args.name!r} already exists (and does not load): "
+                        f"{broken[args.name]}")  # fmt: skip
     if spec_file.exists() and not args.force:
         raise SpecError(f"{spec_file} already exists; pass --force to replace it")
     sample = args.sample.resolve()
@@ -331,7 +336,7 @@ def cmd_new_dataset(args: argparse.Namespace) -> int:
     assert yaml.safe_load(text) == data  # the comments must not change what the spec says
     folder.mkdir(parents=True, exist_ok=True)
     spec_file.write_text(text)
-    suite_folder = _suite_folder(load_spec_file(spec_file))
+    suite_folder = _suite_folder(folder, args.name)
     suite_folder.mkdir(parents=True, exist_ok=True)
     for name, suite in suites.items():
         (suite_folder / f"{name}.json").write_text(json.dumps(suite, indent=2) + "\n")
@@ -506,7 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     suggest.add_argument("dataset")
     suggest.add_argument("--date", type=_date, required=True, help="the landing partition to read")
-    suggest.add_argument("--output", type=Path, help="folder to write raw.json and features.json")
+    suggest.add_argument(
+        "--output", type=Path, help="spec folder: the suites go to its expectations/DATASET/, "
+        "as for new-dataset (default: where the dataset's spec finds them)",
+    )  # fmt: skip
     suggest.add_argument("--force", action="store_true", help="replace existing suites")
     suggest.set_defaults(func=cmd_suggest_suite)
     new = commands.add_parser(

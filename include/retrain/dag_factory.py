@@ -2,8 +2,7 @@
 (ingest to publish, with its trigger Params and alerts) and `score_<ds>` (on the model Asset).
 
 Nothing here touches Spark, MLflow or a database at parse time. The run date is computed in
-one place (`run_date_of`), from the `run_date` Param, else the logical date, else — for a UI
-trigger that has no logical date — the run's own time.
+one place (`run_date_of`): the `run_date` Param, else the day of the run's data interval.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import re
 import sys
 import zipfile
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,17 @@ from airflow.sdk.exceptions import (
     AirflowRuntimeError,
 )
 from airflow.sdk.log import mask_secret
+from croniter import croniter
 
 from retrain import claims, keys
 from retrain.alerts import RunNotifier
 from retrain.local_airflow import SPARK_POOL
 from retrain.paths import REPO_ROOT, home
 from retrain.runs import NO_RETRY_EXITS
-from retrain.spec import GATE_MODES, Spec
+from retrain.spec import GATE_MODES, Spec, SpecError
 
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "publish")
+RUN_DATE = "{{ run_date_of(params, dag_run) }}"  # see `run_date_of`
 SPARK_CONF = {
     # Each stage is a short application: no UI, few shuffle partitions for daily-sized data.
     "spark.ui.enabled": "false",
@@ -80,12 +82,18 @@ def overrides_of(params: dict[str, Any]) -> str:
     return json.dumps(chosen | dict(params.get("overrides") or {}))
 
 
-def run_date_of(params: dict[str, Any], dag_run: Any) -> str:
-    """The date a run processes, as YYYY-MM-DD."""
+def run_date_of(params: dict[str, Any], dag_run: Any, schedule: str) -> str:
+    """The date a run processes, as YYYY-MM-DD: the `run_date` Param, else the start of the
+    run's data interval. A scheduled run or a backfill covers the interval that ended; Airflow
+    gives a manual trigger the last complete interval before it, and a trigger without a logical
+    date none at all, so that one is inferred the same way: the Trigger button processes the day
+    that has landed, as the schedule does."""
     if params.get("run_date"):
         return date.fromisoformat(params["run_date"]).isoformat()
-    moment: datetime = dag_run.logical_date or dag_run.run_after
-    return moment.date().isoformat()
+    if dag_run.data_interval_start is not None:
+        return dag_run.data_interval_start.date().isoformat()
+    end = croniter(schedule, dag_run.run_after + timedelta(microseconds=1)).get_prev(datetime)
+    return croniter(schedule, end).get_prev(datetime).date().isoformat()
 
 
 def code_zip() -> str:
@@ -118,25 +126,24 @@ def _airflow_state(ti: Any) -> Any:
     return state_of
 
 
-def _this_run(context: Any) -> dict[str, str]:
+def _this_run(context: Any, run_date: str) -> dict[str, str]:
     dag_run = context["dag_run"]
-    return {
-        "dag_id": dag_run.dag_id,
-        "run_id": dag_run.run_id,
-        "run_date": run_date_of(context["params"], dag_run),
-    }
+    return {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "run_date": run_date}
 
 
 class ClaimSensor(BaseSensorOperator):
     """The retrain DAG's first task: waits, outside the Spark pool, until no other run of the
     dataset is active, then claims it for this run (see `claims`)."""
 
-    def __init__(self, *, dataset: str, **kwargs: Any) -> None:
+    template_fields = ("run_date",)
+
+    def __init__(self, *, dataset: str, run_date: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.dataset = dataset
+        self.dataset, self.run_date = dataset, run_date
 
     def poke(self, context: Any) -> bool:
-        holder = claims.take(self.dataset, _this_run(context), _airflow_state(context["ti"]))
+        run = _this_run(context, self.run_date)
+        holder = claims.take(self.dataset, run, _airflow_state(context["ti"]))
         if holder:
             self.log.info("waiting: %s", claims.describe(self.dataset, holder))
         return holder is None
@@ -153,7 +160,9 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
 
     def execute(self, context: Any) -> None:
         if self.claimed:  # a stage cleared alone, without its claim task, must not overlap
-            holder = claims.take(self.claimed, _this_run(context), _airflow_state(context["ti"]))
+            args = self.application_args
+            run = _this_run(context, args[args.index("--run-date") + 1])
+            holder = claims.take(self.claimed, run, _airflow_state(context["ti"]))
             if holder:
                 raise AirflowException(claims.describe(self.claimed, holder))
         self.py_files = code_zip()
@@ -205,8 +214,8 @@ def trigger_params(spec: Spec) -> dict[str, Param]:
     model, gate = spec.model, spec.gate
     return {
         "run_date": optional(
-            "string", "Run date", "Date to process (YYYY-MM-DD). Empty: the logical date, or "
-            "today for a manual trigger.", format="date",
+            "string", "Run date", "Date to process (YYYY-MM-DD). Empty: the run's data "
+            "interval, i.e. the last complete day, as a scheduled run would.", format="date",
         ),
         "gate_mode": Param(
             None, type=["null", "string"], enum=[None, *GATE_MODES], title="Gate mode",
@@ -271,7 +280,7 @@ def _stage(spec: Spec, stage: str, env: dict[str, str], **kwargs: Any) -> SparkS
             "--dataset",
             spec.name,
             "--run-date",
-            "{{ run_date_of(params, dag_run) }}",
+            RUN_DATE,
             "--run-id",
             "{{ run_id }}",
             "--run-type",
@@ -301,7 +310,13 @@ def run_type_of(dag_run: Any) -> str:
     return getattr(dag_run.run_type, "value", dag_run.run_type)
 
 
-MACROS = {"run_date_of": run_date_of, "overrides_of": overrides_of, "run_type_of": run_type_of}
+def macros(spec: Spec) -> dict[str, Any]:
+    """The template functions of a dataset's DAGs."""
+    return {
+        "run_date_of": partial(run_date_of, schedule=spec.schedule),
+        "overrides_of": overrides_of,
+        "run_type_of": run_type_of,
+    }
 
 
 def build_dag(spec: Spec) -> DAG:
@@ -316,15 +331,16 @@ def build_dag(spec: Spec) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["retrain", spec.name],
-        user_defined_macros=MACROS,
+        user_defined_macros=macros(spec),
         default_args=DEFAULT_ARGS,
         params=trigger_params(spec),
-        on_failure_callback=RunNotifier(spec.name, failed=True),
-        on_success_callback=RunNotifier(spec.name, failed=False),  # only for a rejection
+        on_failure_callback=RunNotifier(spec.name, spec.schedule, failed=True),
+        on_success_callback=RunNotifier(spec.name, spec.schedule, failed=False),  # rejections
     ) as dag:
         env = _job_env()
         claim = ClaimSensor(
             dataset=spec.name,
+            run_date=RUN_DATE,
             task_id="claim",
             poke_interval=15,
             timeout=float(os.environ.get("RETRAIN_CLAIM_WAIT_SECONDS", "7200")),
@@ -344,6 +360,20 @@ def build_dag(spec: Spec) -> DAG:
     return dag
 
 
+class BrokenSpecs(DAG):
+    """Stands for the specs that do not load. Airflow validates each DAG of a file before it
+    takes it: this one fails, so the UI shows the errors as an import error of the DAG file,
+    and the file's other DAGs (the datasets whose specs load) are kept."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(dag_id="retrain_broken_specs", schedule=None)
+        self.errors = errors
+
+    def validate(self) -> None:
+        lines = [f"{len(self.errors)} dataset spec(s) do not load; their DAGs are missing:"]
+        raise SpecError("\n".join([*lines, *self.errors.values()]))
+
+
 def build_score_dag(spec: Spec) -> DAG:
     """`score_<dataset>`: the champion's predictions for a day, after every publish and daily."""
     with DAG(
@@ -357,7 +387,7 @@ def build_score_dag(spec: Spec) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["retrain", "score", spec.name],
-        user_defined_macros=MACROS,
+        user_defined_macros=macros(spec),
         default_args=DEFAULT_ARGS,
         params={"run_date": trigger_params(spec)["run_date"]},
     ) as dag:

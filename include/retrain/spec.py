@@ -83,6 +83,11 @@ class Split:
     test: float = 0.15
     seed: int = 42
 
+    @property
+    def names(self) -> list[str]:
+        """The splits a row can fall in: those with a share of the ids."""
+        return [name for name in ("train", "validation", "test") if getattr(self, name) > 0]
+
 
 @dataclass(frozen=True)
 class Model:
@@ -526,10 +531,9 @@ def parse_spec(data: Any, file: str) -> Spec:
     """Build and check a Spec from already-loaded YAML data."""
     spec = _build(Spec, data, "", file)
     spec = dataclasses.replace(spec, file=file, source=_canonical_options(spec.source))
-    problems = _problems(spec)
-    if problems:
-        key, why = problems[0]
-        raise SpecError(f"{file}: key '{key}' {why}")
+    problems = [f"key '{key}' {why}" for key, why in _problems(spec)]
+    if problems:  # every problem at once: one edit, one retry
+        raise SpecError(f"{file}: {'; '.join(problems)}")
     return spec
 
 
@@ -550,16 +554,24 @@ def load_spec_file(path: Path) -> Spec:
     return spec
 
 
-def load_all_specs() -> dict[str, Spec]:
-    """Every spec on the spec path, by name; a name defined twice is an error."""
+def load_all_specs(broken: dict[str, str] | None = None) -> dict[str, Spec]:
+    """Every spec on the spec path, by name; a name defined twice is an error. With `broken`,
+    a spec that does not load is put there (dataset name -> error) instead of raising, so one
+    broken spec costs only its own dataset."""
     specs: dict[str, Spec] = {}
     for folder in spec_dirs():
         for path in sorted(folder.glob("*.yaml")):
-            spec = load_spec_file(path)
-            if spec.name in specs:
-                raise SpecError(
-                    f"{path}: dataset {spec.name!r} is also defined in {specs[spec.name].file}"
-                )
+            try:
+                spec = load_spec_file(path)
+                if spec.name in specs:
+                    raise SpecError(
+                        f"{path}: dataset {spec.name!r} is also defined in {specs[spec.name].file}"
+                    )
+            except SpecError as err:
+                if broken is None:
+                    raise
+                broken[path.stem] = str(err)
+                continue
             specs[spec.name] = spec
     return specs
 
@@ -567,7 +579,10 @@ def load_all_specs() -> dict[str, Spec]:
 def load_spec(name: str) -> Spec:
     if not NAME_PATTERN.fullmatch(name):
         raise SpecError(f"dataset name {name!r} must match {NAME_PATTERN.pattern}")
-    specs = load_all_specs()
+    broken: dict[str, str] = {}
+    specs = load_all_specs(broken)
+    if name in broken:
+        raise SpecError(broken[name])
     if name not in specs:
         known = ", ".join(sorted(specs)) or "none"
         raise SpecError(
