@@ -241,5 +241,5 @@ def test_only_transient_failures_are_retried(tmp_path, monkeypatch, exit_code, r
     job.write_text(f"import sys\nsys.exit({exit_code})\n")
     task = RetrainSparkSubmitOperator(task_id="stage", application=str(job))
     with pytest.raises(AirflowException) as failure:
-        task.execute({})
+        task.submit({})
     assert isinstance(failure.value, AirflowFailException) is not retried

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from retrain.dag_factory import STAGES
 from retrain.paths import DatasetPaths
 from retrain.spec import load_spec
 from tests.helpers import start_webhook
@@ -220,6 +221,28 @@ def test_every_run_keeps_its_airflow_record(pipeline):
     assert [state for state, _ in runs] == ["success"] * 4 + ["failed"]
 
 
+def test_a_run_prints_one_line_per_stage_and_keeps_the_logs_in_a_file(pipeline):
+    out = pipeline["rerun"]
+    lines = out.splitlines()
+    (logs,) = [line for line in lines if line.startswith("Airflow and Spark logs: ")]
+    log_file = Path(logs.removeprefix("Airflow and Spark logs: ").split(" (")[0])
+    assert log_file.parent == pipeline["home"] / "logs"
+    assert "[DAG TEST] end task task_id=publish" in log_file.read_text()  # Airflow's own lines
+    assert "[DAG TEST]" not in out and "SparkSubmitHook" not in out
+    stage_lines = [line.split(maxsplit=3)[1:] for line in lines if f" {DAY2}  " in line]
+    assert [(stage, what.split()[0]) for stage, _, what in stage_lines] == [
+        (stage, event) for stage in STAGES for event in ("started", "done")
+    ]
+    done = {stage: what for stage, _, what in stage_lines if what.startswith("done")}
+    rows = len(pipeline["before"][f"raw/{DAY2}"])
+    assert done["ingest"].endswith(f": {rows} rows valid, 0 quarantined")
+    assert "rows from 2 day(s)" in done["preprocess"]
+    assert done["evaluate"].split(": ", 1)[1].startswith("reject: not better than the champion")
+    assert done["publish"].endswith("champion unchanged")
+    assert lines[-1] == "1 of 1 date(s) succeeded"
+    assert len(lines) < 60  # not thousands of Airflow lines
+
+
 def test_rerun_changes_no_partition_and_adds_no_version(pipeline):
     assert pipeline["after"] == pipeline["before"]
     assert len(pipeline["versions_before"]) == 2
@@ -332,7 +355,8 @@ def test_a_run_waits_while_another_holds_the_dataset_and_a_killed_ones_claim_is_
                      env={"RETRAIN_CLAIM_WAIT_SECONDS": "20"})  # fmt: skip
     output = waited.stdout + waited.stderr
     assert f"digits is being processed by retrain_digits run {holder_id} (date {DAY3}" in output
-    summary = json.loads(waited.stdout[waited.stdout.rindex("{\n") :])
+    out = waited.stdout
+    summary = json.loads(out[out.rindex("{\n") : out.rindex("}") + 1])
     assert summary["state"] == "failed" and summary["dag_run_state"] == "failed"
     assert summary["reason"].startswith("no stage ran: digits is being processed by retrain_")
     assert summary["decision"] is None  # not the date's earlier record

@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.latest
             else "give --date YYYY-MM-DD (repeatable) or --latest N"
         )
-    return _run_dates(spec, sorted(set(dates)), overrides)
+    return _run_dates(spec, sorted(set(dates)), overrides, args.verbose)
 
 
 def _fail_abandoned_run(dataset: str) -> None:
@@ -123,7 +123,7 @@ def _spark_slot() -> Iterator[None]:
         time.sleep(2)
 
 
-def _run_dates(spec: Spec, dates: list[date], overrides: dict[str, Any]) -> int:
+def _run_dates(spec: Spec, dates: list[date], overrides: dict[str, Any], verbose: bool) -> int:
     os.environ.update(airflow_env())
     ensure_airflow_db(dict(os.environ))
     from retrain.dag_factory import build_dag
@@ -131,6 +131,10 @@ def _run_dates(spec: Spec, dates: list[date], overrides: dict[str, Any]) -> int:
 
     dag = build_dag(spec)
     os.environ[claims.CLI_PID_ENV] = str(os.getpid())  # `dag.test` runs the tasks in-process
+    log_path = None
+    if not verbose:
+        log_path = home() / "logs" / f"run-{spec.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+        print(f"Airflow and Spark logs: {log_path} (--verbose prints them here)", flush=True)
     failed = 0
     for run_date in dates:
         print(
@@ -141,7 +145,7 @@ def _run_dates(spec: Spec, dates: list[date], overrides: dict[str, Any]) -> int:
         # The date travels in the conf; the run's own logical date is now, so `dag.test` (which
         # clears and replaces runs of its logical date) never touches another run of the date.
         logical_date = datetime.now(UTC)
-        with _spark_slot():
+        with _spark_slot(), _output_to(log_path):
             try:
                 dag_run = dag.test(
                     logical_date=logical_date,
@@ -157,7 +161,38 @@ def _run_dates(spec: Spec, dates: list[date], overrides: dict[str, Any]) -> int:
         summary = _run_summary(record) | {"dag_run_state": state}
         print(json.dumps(summary, indent=2), flush=True)
         failed += state != "success" or summary["state"] != "success"
+    print(f"{len(dates) - failed} of {len(dates)} date(s) succeeded", flush=True)
     return 1 if failed else 0
+
+
+@contextmanager
+def _output_to(log_path: Path | None) -> Iterator[None]:
+    """Send this process's output (Airflow's task logs, spark-submit's lines) to `log_path`,
+    keeping the terminal for the stages' progress lines. None: leave everything on the
+    terminal."""
+    from retrain.dag_factory import PROGRESS_FD_ENV
+
+    if log_path is None:
+        yield
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        os.environ[PROGRESS_FD_ENV] = str(terminal[0])
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(terminal[0], 1)
+            os.dup2(terminal[1], 2)
+            os.environ.pop(PROGRESS_FD_ENV)
+            for fd in terminal:
+                os.close(fd)
 
 
 def _no_stage_ran(dataset: str, run_date: date, dag_run: Any) -> dict[str, Any]:
@@ -464,6 +499,33 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _add_run_command(commands: Any) -> None:
+    run = commands.add_parser("run", help="run a dataset's DAG for one date (Airflow dag.test)")
+    run.add_argument("dataset")
+    run.add_argument(
+        "--date", type=_date, action="append", default=[], help="date to process (repeatable)"
+    )
+    run.add_argument(
+        "--verbose", action="store_true",
+        help="print Airflow's and Spark's own logs here instead of to a log file",
+    )  # fmt: skip
+    run.add_argument(
+        "--latest",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also process the N most recent landing partitions",
+    )
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec key for this run, e.g. model.max_iter=50",
+    )
+    run.set_defaults(func=cmd_run)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retrain", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -482,26 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--days", type=int, help="daily partitions (default: 2, penguins 1)")
     demo.set_defaults(func=cmd_demo_data)
-    run = commands.add_parser("run", help="run a dataset's DAG for one date (Airflow dag.test)")
-    run.add_argument("dataset")
-    run.add_argument(
-        "--date", type=_date, action="append", default=[], help="date to process (repeatable)"
-    )
-    run.add_argument(
-        "--latest",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also process the N most recent landing partitions",
-    )
-    run.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec key for this run, e.g. model.max_iter=50",
-    )
-    run.set_defaults(func=cmd_run)
+    _add_run_command(commands)
     stat = commands.add_parser("status", help="champion and runs of a dataset")
     stat.add_argument("dataset")
     stat.add_argument("--json", action="store_true")

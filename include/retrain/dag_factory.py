@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import time
 import zipfile
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -43,11 +44,12 @@ from retrain import claims, keys
 from retrain.alerts import RunNotifier
 from retrain.local_airflow import SPARK_POOL
 from retrain.paths import REPO_ROOT, home
-from retrain.runs import NO_RETRY_EXITS
+from retrain.runs import NO_RETRY_EXITS, read_run, stage_outcome
 from retrain.spec import GATE_MODES, Spec, SpecError
 
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "publish")
 RUN_DATE = "{{ run_date_of(params, dag_run) }}"  # see `run_date_of`
+PROGRESS_FD_ENV = "RETRAIN_PROGRESS_FD"  # set by `retrain run`: where its terminal is
 SPARK_CONF = {
     # Each stage is a short application: no UI, few shuffle partitions for daily-sized data.
     "spark.ui.enabled": "false",
@@ -140,13 +142,25 @@ class ClaimSensor(BaseSensorOperator):
     def __init__(self, *, dataset: str, run_date: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dataset, self.run_date = dataset, run_date
+        self._waiting_for: str | None = None  # say so once per run waited for
 
     def poke(self, context: Any) -> bool:
         run = _this_run(context, self.run_date)
         holder = claims.take(self.dataset, run, _airflow_state(context["ti"]))
-        if holder:
-            self.log.info("waiting: %s", claims.describe(self.dataset, holder))
+        if holder and holder["run_id"] != self._waiting_for:
+            self._waiting_for = holder["run_id"]
+            waiting = f"waiting: {claims.describe(self.dataset, holder)}"
+            progress(self.log, f"{'claim':<10} {self.run_date}", waiting)
         return holder is None
+
+
+def progress(log: Any, prefix: str, message: str) -> None:
+    """A task's start, wait or end: in its task log, and on the terminal of a `retrain run`
+    (which sends Airflow's and Spark's own output to a log file)."""
+    line = f"{prefix}  {message}"
+    log.info(line)
+    if fd := os.environ.get(PROGRESS_FD_ENV):
+        os.write(int(fd), f"{datetime.now():%H:%M:%S}  {line}\n".encode())
 
 
 class RetrainSparkSubmitOperator(SparkSubmitOperator):
@@ -159,14 +173,33 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
         self.claimed = claimed
 
     def execute(self, context: Any) -> None:
+        args = self.application_args
+        dataset, run_date = args[args.index("--dataset") + 1], args[args.index("--run-date") + 1]
         if self.claimed:  # a stage cleared alone, without its claim task, must not overlap
-            args = self.application_args
-            run = _this_run(context, args[args.index("--run-date") + 1])
+            run = _this_run(context, run_date)
             holder = claims.take(self.claimed, run, _airflow_state(context["ti"]))
             if holder:
                 raise AirflowException(claims.describe(self.claimed, holder))
         self.py_files = code_zip()
         export_secret()
+        started = time.monotonic()
+        report = partial(progress, self.log, f"{self.task_id:<10} {run_date}")
+        report("started")
+        try:
+            self.submit(context)
+        except BaseException:
+            record = read_run(dataset, date.fromisoformat(run_date))
+            mine = record.get("run_id") == context["run_id"] and record.get("error")
+            why = record["error"] if mine else "see the task log"
+            report(f"failed after {time.monotonic() - started:.1f} s: {why}")
+            raise
+        section = read_run(dataset, date.fromisoformat(run_date)).get(self.task_id) or {}
+        report(
+            f"done in {time.monotonic() - started:.1f} s: {stage_outcome(self.task_id, section)}"
+        )
+
+    def submit(self, context: Any) -> None:
+        """spark-submit the job; a deterministic rejection (exit 2 or 3) is not retried."""
         try:
             super().execute(context)
         except AirflowException as err:

@@ -62,3 +62,24 @@ def data_docs(record: dict[str, Any]) -> dict[str, str]:
         "features": ((record.get("preprocess") or {}).get("validation") or {}).get("data_docs"),
     }
     return {suite: page for suite, page in pages.items() if page}
+
+
+def stage_outcome(stage: str, section: dict[str, Any]) -> str:
+    """What a finished stage did, in a few words, from its section of the record."""
+    get = section.get
+    warnings = len(get("failed_warning") or [])
+    outcomes = {
+        "ingest": lambda: f"{get('rows_valid')} rows valid, {get('rows_quarantined')} quarantined",
+        "validate": lambda: "passed" + (f" with {warnings} warning(s)" if warnings else ""),
+        "preprocess": lambda: f"{get('rows')} rows from {len(get('window') or [])} day(s)",
+        "train": lambda: (
+            f"{get('train_rows')} training rows, {get('epochs', get('iterations'))} epochs, "
+            f"kept epoch {get('kept_epoch')} ({get('stopped')})"
+        ),
+        "evaluate": lambda: f"{get('decision')}: {get('reason')}",
+        "publish": lambda: (
+            f"version {get('version')}, champion "
+            + ("moved to it" if get("champion_moved") else "unchanged")
+        ),
+    }
+    return outcomes[stage]() if stage in outcomes else ""
