@@ -1,4 +1,4 @@
-"""Stages that fail part-way, through the real RetrainSparkSubmitOperator and spark-submit.
+"""Stages that fail part-way, through the real RetrainSparkSubmitOperator's spark-submit.
 
 Killed mid-write (as Airflow kills a task on a timeout or "mark failed"): no process of that
 submit is left (spark-submit's JVM and the Python driver it started), the previous partition is
@@ -33,10 +33,11 @@ from retrain.job import write_partition
 target, pause = sys.argv[1], float(sys.argv[2])
 spark = SparkSession.builder.getOrCreate()
 rows = spark.range(100).selectExpr("id", "'new' AS version")
-if pause:  # a slow write: each task sleeps inside the JVM while staging
-    rows = rows.repartition(2).selectExpr(
-        "id", "version", f"reflect('java.lang.Thread', 'sleep', CAST({pause} AS BIGINT)) AS s"
-    ).drop("s")
+if pause:  # a slow write: each task sleeps inside the JVM while staging (in a filter, which
+    # the optimizer cannot prune as it may an unused column: that made the write fast at times)
+    rows = rows.repartition(2).where(
+        f"reflect('java.lang.Thread', 'sleep', CAST({pause} AS BIGINT)) IS NULL"
+    )
 write_partition(rows, target)
 """
 
@@ -80,7 +81,7 @@ def test_a_task_killed_mid_write_leaves_no_process_and_the_old_partition(
 
     def execute() -> None:
         try:
-            task.execute({})
+            task.submit({})
         except BaseException as err:  # noqa: BLE001 - the kill makes execute fail; keep it
             failure.append(err)
 
@@ -88,7 +89,7 @@ def test_a_task_killed_mid_write_leaves_no_process_and_the_old_partition(
     runner.start()
     deadline = time.monotonic() + 180
     while not list(target.parent.glob(".ds=2026-01-02.staging-*")):  # the write has begun
-        assert time.monotonic() < deadline and runner.is_alive(), "the write never started"
+        assert time.monotonic() < deadline and runner.is_alive(), f"no write began: {failure}"
         time.sleep(1)
     assert processes_with(marker)  # the JVM and the Python driver are running
     task.on_kill()
@@ -100,7 +101,7 @@ def test_a_task_killed_mid_write_leaves_no_process_and_the_old_partition(
     assert (old.count(), {r.version for r in old.collect()}) == (10, {"old"})
 
     rerun = submit(tmp_path, target, 0, marker)
-    rerun.execute({})
+    rerun.submit({})
     new = spark.read.parquet(str(target))
     assert (new.count(), {r.version for r in new.collect()}) == (100, {"new"})
     assert processes_with(marker) == []
@@ -129,16 +130,16 @@ def test_a_retry_after_a_failed_first_try_gives_what_a_clean_run_gives(
     lines = [HEADER, *GOOD, "7,b", "9,a,11.5,1.0"]  # two rows for quarantine
     # First try: the day's files have not landed yet; a transient failure, so Airflow retries.
     with pytest.raises(AirflowException) as first:
-        ingest_task(day).execute({})
+        ingest_task(day).submit({})
     assert not isinstance(first.value, AirflowFailException)
     land(spark_env, lines, day=day)
-    ingest_task(day).execute({})  # the retry
+    ingest_task(day).submit({})  # the retry
     retried = {z: zone_rows(spark, spark_env, z, day) for z in ("raw", "quarantine")}
     # A clean run of the same files in a home of its own.
     clean_home = spark_env.parent / "clean-home"
     monkeypatch.setenv("RETRAIN_HOME", str(clean_home))
     land(clean_home, lines, day=day)
-    ingest_task(day).execute({})
+    ingest_task(day).submit({})
     clean = {z: zone_rows(spark, clean_home, z, day) for z in ("raw", "quarantine")}
     assert retried == clean
     assert (len(retried["raw"]), len(retried["quarantine"])) == (4, 2)

@@ -180,8 +180,6 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
             holder = claims.take(self.claimed, run, _airflow_state(context["ti"]))
             if holder:
                 raise AirflowException(claims.describe(self.claimed, holder))
-        self.py_files = code_zip()
-        export_secret()
         started = time.monotonic()
         report = partial(progress, self.log, f"{self.task_id:<10} {run_date}")
         report("started")
@@ -199,7 +197,10 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
         )
 
     def submit(self, context: Any) -> None:
-        """spark-submit the job; a deterministic rejection (exit 2 or 3) is not retried."""
+        """spark-submit the job with the current shared package and the key; a deterministic
+        rejection (exit 2 or 3) is not retried."""
+        self.py_files = code_zip()
+        export_secret()
         try:
             super().execute(context)
         except AirflowException as err:
