@@ -15,13 +15,13 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from retrain.paths import home
+from retrain.runs import write_json_atomically
 
 ACTIVE_STATES = ("queued", "running")
 CLI_PID_ENV = "RETRAIN_CLI_PID"  # set by `retrain run`, whose `dag.test` runs tasks in-process
@@ -73,10 +73,7 @@ def take(
         mine = run | {"host": socket.gethostname(), "claimed_at": datetime.now(UTC).isoformat()}
         if os.environ.get(CLI_PID_ENV):
             mine["cli_pid"] = int(os.environ[CLI_PID_ENV])
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".claim-")
-        with os.fdopen(fd, "w") as out:
-            json.dump(mine, out)
-        os.replace(tmp, path)
+        write_json_atomically(path, mine)
         return None
 
 

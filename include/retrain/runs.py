@@ -39,11 +39,16 @@ def update_run(dataset: str, run_date: date, **sections: Any) -> dict[str, Any]:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         record = read_run(dataset, run_date)
         record |= {"dataset": dataset, "run_date": run_date.isoformat()} | sections
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".record-")
-        with os.fdopen(fd, "w") as out:
-            json.dump(record, out, indent=2, sort_keys=True, default=str)
-        os.replace(tmp, path)
+        write_json_atomically(path, record)
     return record
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    """Write `path` whole or not at all: a temp file beside it, renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
 
 
 def list_runs(dataset: str) -> list[dict[str, Any]]:
