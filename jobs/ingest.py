@@ -1,7 +1,8 @@
 """Ingest: split the run date's landing partition into the raw and the quarantine partitions.
 
 Rows that cannot be used go to quarantine with a reason, the column and the value at fault
-(see `retrain.landing`); the rest to the raw partition. Sensitive columns are protected before
+(see `retrain.landing`); the rest to the raw partition, rows with no label among them (counted
+as unlabelled, with their own limit). Sensitive columns are protected before
 anything else sees them (`retrain.pii`). Every row read lands in exactly one of
 the two, both are replaced whole (never half-written), and too many bad rows fail the run
 without touching the raw partition.
@@ -96,12 +97,21 @@ def _split_and_write(ctx: RunContext, checked: DataFrame, rows_read: int, files:
             f"{explain(reasons)}; all of them are in {ctx.paths.quarantine(ctx.run_date)}"
         )
     valid = checked.where(F.col(PROBLEM).isNull()).select(*[quote(c) for c in spec.stored_columns])
+    rows_valid = rows_read - rows_quarantined
+    rows_unlabelled = valid.where(F.col(quote(spec.label_column)).isNull()).count()
+    if rows_valid and rows_unlabelled / rows_valid > spec.max_unlabelled_fraction:
+        raise DataRejected(
+            f"{rows_unlabelled} of {rows_valid} usable rows in {source} have no "
+            f"{spec.label_column} ({rows_unlabelled / rows_valid:.1%} > max_unlabelled_fraction "
+            f"{spec.max_unlabelled_fraction:.1%}): is the label column filled on this day?"
+        )
     write_partition(valid, ctx.paths.raw(ctx.run_date))
     return {
         "source": source,
         "files": files,
         "rows_read": rows_read,
-        "rows_valid": rows_read - rows_quarantined,
+        "rows_valid": rows_valid,
+        "rows_unlabelled": rows_unlabelled,
         "rows_quarantined": rows_quarantined,
         "quarantine_reasons": {r["reason"]: r["count"] for r in reasons},
     }

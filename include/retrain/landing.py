@@ -3,8 +3,9 @@
 The files must have the spec's columns (CSV header, JSON keys, Parquet schema); a mismatch is one
 message naming the file and the column. Values are read as text and cast to the spec's types, so
 a value that does not parse is named, not silently nulled. `check_rows` gives every row a problem
-(malformed, unparseable, missing id or label, or breaking a critical row rule of the raw suite)
-or none.
+(malformed, unparseable, missing id, or breaking a critical row rule of the raw suite) or none.
+A row without a label is not a problem: it is unlabelled (ingest counts it; training skips
+it, scoring scores it).
 """
 
 from __future__ import annotations
@@ -172,11 +173,6 @@ def check_rows(text: DataFrame, spec: Spec, suite: dict[str, Any]) -> DataFrame:
         ],
         RowRule(
             spec.id_column, F.col(quote(spec.id_column)).isNull(), f"{spec.id_column} is missing"
-        ),
-        RowRule(
-            spec.label_column,
-            F.col(quote(spec.label_column)).isNull(),
-            f"{spec.label_column} is missing",
         ),
         *row_rules,
     ]

@@ -119,7 +119,9 @@ def suggest_suite(
                 "expect_column_values_to_be_of_type", CRITICAL, column=name, type_=column["type"]
             )
         )
-        if column["nulls"] == 0:
+        if name == spec.label_column and suite == "raw":
+            pass  # unlabelled rows are allowed; the spec's max_unlabelled_fraction limits them
+        elif column["nulls"] == 0:
             expectations.append(
                 _expectation("expect_column_values_to_not_be_null", CRITICAL, column=name)
             )

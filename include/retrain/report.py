@@ -194,6 +194,7 @@ def render(
     volume_rows = [
         ["rows read (landing)", ingest.get("rows_read")],
         ["rows quarantined", ingest.get("rows_quarantined")],
+        ["rows unlabelled (scored, not trained on)", ingest.get("rows_unlabelled")],
         ["training window", f"{window[0]} .. {window[-1]}" if window else None],
         *[[f"{split} rows", n] for split, n in (preprocess.get("rows_by_split") or {}).items()],
     ]

@@ -74,7 +74,11 @@ def stage_outcome(stage: str, section: dict[str, Any]) -> str:
     get = section.get
     warnings = len(get("failed_warning") or [])
     outcomes = {
-        "ingest": lambda: f"{get('rows_valid')} rows valid, {get('rows_quarantined')} quarantined",
+        "ingest": lambda: (
+            f"{get('rows_valid')} rows valid"
+            + (f" ({get('rows_unlabelled')} unlabelled)" if get("rows_unlabelled") else "")
+            + f", {get('rows_quarantined')} quarantined"
+        ),
         "validate": lambda: "passed" + (f" with {warnings} warning(s)" if warnings else ""),
         "preprocess": lambda: f"{get('rows')} rows from {len(get('window') or [])} day(s)",
         "train": lambda: (

@@ -202,6 +202,9 @@ class Spec:
     start_date: str = "2026-01-01"
     window_days: int = 7
     max_bad_fraction: float = 0.05
+    # Rows with no label (e.g. an outcome not known yet) are kept for scoring, skipped by
+    # training, and limited apart from bad rows: a larger share fails the day.
+    max_unlabelled_fraction: float = 0.5
     split: Split = field(default_factory=Split)
     model: Model = field(default_factory=Model)
     gate: Gate = field(default_factory=Gate)
@@ -412,7 +415,13 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
             "must be above 0 and at most drift.psi_critical",
         ),
         (spec.drift.bins < 2, "drift.bins", "must be at least 2"),
-        (not 0 <= spec.max_bad_fraction <= 1, "max_bad_fraction", "must be between 0 and 1"),
+        *[
+            (not 0 <= value <= 1, key, "must be between 0 and 1")
+            for key, value in (
+                ("max_bad_fraction", spec.max_bad_fraction),
+                ("max_unlabelled_fraction", spec.max_unlabelled_fraction),
+            )
+        ],
         (spec.model.solver not in SOLVERS, "model.solver", f"must be one of {', '.join(SOLVERS)}"),
         (spec.model.max_iter < 1, "model.max_iter", "must be at least 1"),
         (spec.model.batch_size < 1, "model.batch_size", "must be at least 1"),

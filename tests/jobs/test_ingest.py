@@ -43,7 +43,6 @@ CONTINUES = [
         {"malformed record: fields do not match": 2},
     ),
     ("unparseable value", ["5,a,not-a-number,1.0"], {"x is not a double": 1}),
-    ("null label below threshold", ["6,,1.0,1.0"], {"label is missing": 1}),
     ("missing id", [",a,1.0,1.0"], {"id is missing": 1}),
     ("out of range value", ["9,a,11.5,1.0"], {"x is outside [0, 10]": 1}),
     ("unseen category", ["10,c,1.0,1.0"], {"label is not one of the 2 allowed": 1}),
@@ -164,10 +163,10 @@ FAILS = [
         r"8 x x is not a double \(e.g. 'high' in part-0.csv\)",
     ),
     (
-        "null labels above threshold",
-        _csv([HEADER, *GOOD, "5,,1,1", "6,,1,1", "7,,1,1", "8,,1,1", "9,,1,1"]),
+        "unlabelled rows above their limit",
+        _csv([HEADER, *GOOD[:2], "5,,1,1", "6,,1,1", "7,,1,1"]),
         "csv",
-        r"5 of 9 rows .* cannot be used .*: 5 x label is missing",
+        r"3 of 5 usable rows .* have no label \(60.0% > max_unlabelled_fraction 50.0%\)",
     ),
     ("empty partition", _csv([HEADER]), "csv", r"is empty \(no rows\)"),
     (
@@ -215,6 +214,18 @@ def test_unusable_input_fails_with_one_clear_line_and_keeps_the_old_raw(
     assert raw_ids(spark, ctx) == [1, 2]  # the previous run's partition, untouched
     staging = [p.name for p in Path(ctx.paths.raw(ctx.run_date)).parent.iterdir()]
     assert staging == [f"ds={DAY}"]
+
+
+def test_unlabelled_rows_are_kept_counted_and_not_bad_rows(spark, home):
+    # 2 of 6 unlabelled (a third) with max_bad_fraction 0: the day is not "broken".
+    land(home, [HEADER, *GOOD, "5,,1.0,1.0", "6,,2.0,2.0"])
+    ctx = context(toy_spec(max_bad_fraction=0.0), DAY)
+    result = ingest.run(spark, ctx)
+    assert (result["rows_valid"], result["rows_unlabelled"], result["rows_quarantined"]) == (6, 2, 0)
+    raw = spark.read.parquet(ctx.paths.raw(ctx.run_date))
+    assert sorted(r.id for r in raw.where("label IS NULL").collect()) == [5, 6]
+    with pytest.raises(RetrainError, match=r"2 of 6 usable rows .* have no label"):
+        ingest.run(spark, context(toy_spec(max_unlabelled_fraction=0.3), DAY))
 
 
 def _previous_good_day(spark, home: Path, ctx) -> None:

@@ -35,7 +35,9 @@ def test_window_dedupes_latest_day_and_ignores_later_and_unvalidated_days(spark,
     write_raw(spark, ctx, "2025-12-31", [(8, "a", 8.0, 8.0)], validated=False)  # failed its suite
     write_raw(spark, ctx, "2025-12-30", [(9, "a", 9.0, 9.0)])  # outside the window
     write_raw(spark, ctx, "2026-01-01", [(1, "a", 1.0, None), (2, "b", 2.0, 2.0)])
-    write_raw(spark, ctx, "2026-01-02", [(1, "b", 10.0, 10.0), (3, "a", None, 3.0)])
+    write_raw(  # id 5 has no label yet: scored, never trained on
+        spark, ctx, "2026-01-02", [(1, "b", 10.0, 10.0), (3, "a", None, 3.0), (5, None, 5.0, 5.0)]
+    )
     write_raw(spark, ctx, "2026-01-03", [(4, "a", 4.0, 4.0)])  # after the run date
     result = preprocess.run(spark, ctx)
     assert result["window"] == ["2026-01-01", "2026-01-02"]
