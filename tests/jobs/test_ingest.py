@@ -221,7 +221,8 @@ def test_unlabelled_rows_are_kept_counted_and_not_bad_rows(spark, home):
     land(home, [HEADER, *GOOD, "5,,1.0,1.0", "6,,2.0,2.0"])
     ctx = context(toy_spec(max_bad_fraction=0.0), DAY)
     result = ingest.run(spark, ctx)
-    assert (result["rows_valid"], result["rows_unlabelled"], result["rows_quarantined"]) == (6, 2, 0)
+    counts = (result["rows_valid"], result["rows_unlabelled"], result["rows_quarantined"])
+    assert counts == (6, 2, 0)
     raw = spark.read.parquet(ctx.paths.raw(ctx.run_date))
     assert sorted(r.id for r in raw.where("label IS NULL").collect()) == [5, 6]
     with pytest.raises(RetrainError, match=r"2 of 6 usable rows .* have no label"):
