@@ -51,7 +51,7 @@ def check_drift(spark: SparkSession, ctx: RunContext, frame: DataFrame) -> dict[
     reference = reduce(DataFrame.unionByName, parts)
     reference_rows = [r["count"] for r in reference.groupBy("ds").count().collect()]  # one job
     stats = drift_stats(frame, reference, ctx.spec, reference_rows)
-    suite, row = drift_suite(ctx.spec, stats)
+    suite, row = drift_suite(ctx.spec, stats, len(days))
     section = validate(pd.DataFrame([row]), suite, ctx.paths.gx_root(), ctx.run_date.isoformat())
     return {"reference_days": [d.isoformat() for d in days], **stats, **section}
 

@@ -78,3 +78,37 @@ def test_a_unique_id_is_found_even_where_the_approximate_count_reads_low(spark):
     duplicated = frame.union(frame.limit(1))  # not unique: never the id
     with pytest.raises(SpecError, match="no column identifies a row"):
         scaffold_spec("bc", SAMPLE, duplicated.drop("diagnosis"), source=SOURCE)
+
+
+def test_a_landing_folder_is_sampled_across_days_and_read_as_it_is_written(spark, home):
+    from retrain.paths import lake_root
+    from retrain.scaffold import TRUSTED_ROWS, scaffold
+    from tests.feeds import write_trips
+
+    root = Path(lake_root()) / "landing" / "trips"
+    days = write_trips(root, date(2025, 6, 1), 5, rows=40, gaps=(2,))
+    with open(root / f"ds={days[-1]}" / "trips.csv", "a") as broken:
+        broken.write("999,A,1.0\n")  # three fields of six
+    spec_file = home / "specs" / "trips.yaml"
+    result = scaffold(spark, "trips", root, spec_file)
+    assert result.sample.sampled_days == days  # 4 landed days, all sampled (the gap is none)
+    assert result.rows == 4 * 40 + 1  # records (the short one too), not lines: notes hold breaks
+    assert result.data["source"]["options"]["multiLine"] == "true"
+    lines = sum(1 for _ in open(root / f"ds={days[-1]}" / "trips.csv"))
+    assert result.problems == [
+        f"trips.csv: 1 record(s) do not have the header's 6 fields (the first ends on line "
+        f"{lines}); ingest will quarantine them",
+        "drift thresholds left at the defaults: cannot calibrate trips: no day of the 4 has "
+        "drift.min_reference_days=3 earlier days in its 7-day window and drift.min_rows=100 rows",
+    ]
+    assert result.rows < TRUSTED_ROWS  # the CLI warns
+    assert result.data["start_date"] == "2025-06-01"
+    assert result.data["source"]["landing_path"] == "landing/trips"
+    assert (result.data["id_column"], result.data["label_column"]) == ("trip_id", "outcome")
+    assert result.data["feature_types"]["note"] == "text"
+    assert "4 of 4 days, 2025-06-01 .. 2025-06-05" in result.data["description"]
+    raw = result.suites["raw"]["expectations"]
+    (band,) = [e for e in raw if e["type"] == "expect_table_row_count_to_be_between"]
+    assert (band["kwargs"]["min_value"], band["kwargs"]["max_value"]) == (20, 80)
+    assert result.calibration is None  # 40 rows a day are too few to measure drift on
+    assert "psi_by_column" not in result.spec_text()

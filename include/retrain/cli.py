@@ -338,12 +338,9 @@ def cmd_suggest_suite(args: argparse.Namespace) -> int:
 
 
 def cmd_new_dataset(args: argparse.Namespace) -> int:
-    import yaml
-
     from retrain.job import spark_session
-    from retrain.profile import suggest_suites_from
-    from retrain.scaffold import read_sample, scaffold_spec, spec_yaml
-    from retrain.spec import load_all_specs, parse_spec
+    from retrain.scaffold import scaffold
+    from retrain.spec import load_all_specs
 
     folder = args.output or REPO_ROOT / "include" / "datasets"
     spec_file = folder / f"{args.name}.yaml"
@@ -356,37 +353,101 @@ def cmd_new_dataset(args: argparse.Namespace) -> int:
                         f"{broken[args.name]}")  # fmt: skip
     if spec_file.exists() and not args.force:
         raise SpecError(f"{spec_file} already exists; pass --force to replace it")
-    sample = args.sample.resolve()
     spark = spark_session(f"retrain-{args.name}-new-dataset")
     try:
-        source, frame = read_sample(spark, sample)
-        data, why = scaffold_spec(
-            args.name, sample, frame, source=source, label=args.label, id_column=args.id
-        )
-        spec = parse_spec(data, str(spec_file))
-        suites = suggest_suites_from(spark, spec, str(sample), [str(sample)], date.today())
+        result = scaffold(
+            spark, args.name, args.sample.resolve(), spec_file, label=args.label,
+            id_column=args.id, progress=lambda line: print(line, flush=True),
+        )  # fmt: skip
     finally:
         spark.stop()
-    text = spec_yaml(data, why)
-    assert yaml.safe_load(text) == data  # the comments must not change what the spec says
     folder.mkdir(parents=True, exist_ok=True)
-    spec_file.write_text(text)
+    spec_file.write_text(result.spec_text())
     suite_folder = _suite_folder(folder, args.name)
     suite_folder.mkdir(parents=True, exist_ok=True)
-    for name, suite in suites.items():
+    for name, suite in result.suites.items():
         (suite_folder / f"{name}.json").write_text(json.dumps(suite, indent=2) + "\n")
-    print(f"wrote {spec_file}")
-    for column, reason in why.items():
-        print(f"  {column}: {reason}")
-    for name, suite in suites.items():
-        print(f"wrote {suite_folder / f'{name}.json'} ({len(suite['expectations'])} expectations)")
-    landing = Path(lake_root()) / spec.landing_path
+    _print_scaffold(result, spec_file, suite_folder)
+    landing = Path(lake_root()) / result.data["source"]["landing_path"]
     extra = (
         f"RETRAIN_DATASETS_PATH={folder} " if folder != REPO_ROOT / "include" / "datasets" else ""
     )
+    days = result.sample.days
+    if days and not args.sample.resolve().is_relative_to(Path(lake_root()).resolve()):
+        print(f"Copy the ds= folders of {args.sample} to {landing}/: retrain reads only the lake.")
+    then = (
+        f"retrain backfill {args.name} --from {min(days)} --to {max(days)}"
+        if days
+        else f"retrain run {args.name} --latest 1"
+    )
     print(
         'Review the spec and the suites (README, "Add your dataset"), then land daily files in '
-        f"{landing}/ds=YYYY-MM-DD/ and run: {extra}retrain run {args.name} --latest 1"
+        f"{landing}/ds=YYYY-MM-DD/ and run: {extra}{then}"
+    )
+    return 0
+
+
+def _print_scaffold(result: Any, spec_file: Path, suite_folder: Path) -> None:
+    """What new-dataset read, guessed and wrote, with every doubt it has."""
+    from retrain.scaffold import TRUSTED_ROWS
+
+    print(f"Profiled {result.rows} rows of {result.sample.label}")
+    for problem in result.problems:
+        print(f"  warning: {problem}")
+    if "multiLine" in result.data["source"]["options"]:
+        print("  quoted values hold line breaks: the spec reads the files with multiLine")
+    if result.rows < TRUSTED_ROWS:
+        print(
+            f"  warning: {result.rows} rows are too few to trust the guessed types and roles "
+            "(text or categorical, the id, the label); check each, or scaffold from more days"
+        )
+    print(f"wrote {spec_file}")
+    for column, reason in result.why.items():
+        print(f"  {column}: {reason}")
+    for name, suite in result.suites.items():
+        print(f"wrote {suite_folder / f'{name}.json'} ({len(suite['expectations'])} expectations)")
+    calibration = result.calibration
+    if calibration is not None:
+        from retrain.spec import parse_spec
+
+        spec = parse_spec(result.data, str(spec_file))
+        print(
+            f"drift thresholds calibrated on {len(calibration.days)} days; with the defaults, "
+            f"{calibration.failing_days(spec.drift, spec)} of them would fail on feature drift"
+        )
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Set the spec's drift thresholds from the PSI its landed history shows, day by day."""
+    import yaml
+
+    from retrain.calibrate import calibrate, drift_block, with_drift_block
+    from retrain.job import landed_days, spark_session
+    from retrain.spec import parse_spec
+
+    spec = load_spec(args.dataset)
+    spark = spark_session(f"retrain-{spec.name}-calibrate")
+    try:
+        days = {
+            day: folder
+            for day, folder in landed_days(spark, DatasetPaths.for_spec(spec).landing).items()
+            if (args.start is None or day >= args.start) and (args.end is None or day <= args.end)
+        }
+        print(f"Calibrating {spec.name} on {len(days)} landed day(s)", flush=True)
+        calibration = calibrate(spark, spec, days, lambda line: print(f"  {line}", flush=True))
+    finally:
+        spark.stop()
+    spec_file = Path(spec.file)
+    text = with_drift_block(spec_file.read_text(), drift_block(spec, calibration))
+    calibrated = parse_spec(yaml.safe_load(text), str(spec_file))  # never write a broken spec
+    if not args.dry_run:
+        spec_file.write_text(text)
+    print(drift_block(spec, calibration), end="")
+    before, after = (calibration.failing_days(s.drift, s) for s in (spec, calibrated))
+    print(
+        f"Of the {len(calibration.days)} days measured, {before} would fail on feature drift "
+        f"with the previous thresholds, {after} with these."
+        + (" (dry run: the spec is unchanged)" if args.dry_run else f" Wrote {spec_file}.")
     )
     return 0
 
@@ -526,6 +587,17 @@ def _add_run_command(commands: Any) -> None:
     run.set_defaults(func=cmd_run)
 
 
+def _add_calibrate_command(commands: Any) -> None:
+    cal = commands.add_parser(
+        "calibrate", help="set a spec's drift thresholds from its landed history's day-to-day PSI"
+    )
+    cal.add_argument("dataset")
+    cal.add_argument("--from", dest="start", type=_date, help="first day (default: the first)")
+    cal.add_argument("--to", dest="end", type=_date, help="last day (default: the last)")
+    cal.add_argument("--dry-run", action="store_true", help="print, do not change the spec")
+    cal.set_defaults(func=cmd_calibrate)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retrain", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -561,12 +633,15 @@ def main(argv: list[str] | None = None) -> int:
     suggest.add_argument("--force", action="store_true", help="replace existing suites")
     suggest.set_defaults(func=cmd_suggest_suite)
     new = commands.add_parser(
-        "new-dataset", help="scaffold a spec and starting suites from a sample file"
+        "new-dataset",
+        help="scaffold a spec and starting suites from a sample file or a landing folder",
     )
     new.add_argument("name")
     new.add_argument(
-        "--from", dest="sample", type=Path, required=True, help="CSV, JSON or Parquet"
-    )
+        "--from", dest="sample", type=Path, required=True,
+        help="a CSV, JSON or Parquet file, or a landing root of ds=YYYY-MM-DD folders (days are "
+        "sampled, start_date is the first, drift thresholds are calibrated on all)",
+    )  # fmt: skip
     new.add_argument("--label", help="the label column (default: guessed)")
     new.add_argument("--id", help="the id column (default: guessed)")
     new.add_argument(
@@ -574,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     new.add_argument("--force", action="store_true", help="replace an existing spec and suites")
     new.set_defaults(func=cmd_new_dataset)
+    _add_calibrate_command(commands)
     check = commands.add_parser(
         "verify", help="check published models against their signed manifests"
     )

@@ -134,14 +134,31 @@ def drift_stats(
     return stats
 
 
-def drift_suite(spec: Spec, stats: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
-    """(a GX suite over a one-row frame of the numbers, that frame's row) from the thresholds."""
+def drift_suite(
+    spec: Spec, stats: dict[str, Any], reference_days: int
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """(a GX suite over a one-row frame of the numbers, that frame's row) from the thresholds.
+
+    Label drift is critical only if the spec says so; feature drift and volume only against
+    `drift.min_reference_days` reference days or more. Otherwise they are warnings.
+    """
     drift = spec.drift
     row: dict[str, float] = {}
     expectations = []
+    short = reference_days < drift.min_reference_days
+    because = (
+        f"; a warning only: {reference_days} reference day(s), fewer than "
+        f"drift.min_reference_days={drift.min_reference_days}"
+        if short
+        else ""
+    )
 
-    def check(column: str, what: str, bands: dict[str, tuple[float | None, float]]) -> None:
+    def check(
+        column: str, what: str, bands: dict[str, tuple[float | None, float]], critical: bool
+    ) -> None:
         for severity, (low, high) in bands.items():
+            if severity == CRITICAL and not critical:
+                continue
             kwargs: dict[str, Any] = {"column": column, "max_value": high}
             if low is not None:
                 kwargs["min_value"] = low
@@ -158,16 +175,18 @@ def drift_suite(spec: Spec, stats: dict[str, Any]) -> tuple[dict[str, Any], dict
         check(
             "rows_vs_window",
             f"rows of the day ({stats['rows']}) vs the window's daily median "
-            f"({stats['reference_median_rows']})",
+            f"({stats['reference_median_rows']}){because}",
             {CRITICAL: drift.volume_critical, WARNING: drift.volume_warning},
+            critical=not short,
         )
     for column, value in stats["psi"].items():
         name = f"psi_{column}"
         row[name] = value
-        role = "label" if column == spec.label_column else "feature"
-        check(
-            name,
-            f"drift of {role} {column} (PSI)",
-            {CRITICAL: (None, drift.psi_critical), WARNING: (None, drift.psi_warning)},
-        )
+        warning, critical = drift.psi_bands(column)
+        if column == spec.label_column:
+            what, fails = f"drift of label {column} (PSI)", drift.label == CRITICAL and not short
+            what += "" if drift.label == CRITICAL else "; a warning: drift.label is warning"
+        else:
+            what, fails = f"drift of feature {column} (PSI){because}", not short
+        check(name, what, {CRITICAL: (None, critical), WARNING: (None, warning)}, critical=fails)
     return {"name": f"{spec.name}_drift", "expectations": expectations}, row

@@ -161,6 +161,22 @@ def list_landing(spark: SparkSession, partition: str) -> Landing:
     return Landing(sorted(files), dict(sorted(skipped.items())))
 
 
+def landed_days(spark: SparkSession, root: str) -> dict[date, str]:
+    """The `ds=YYYY-MM-DD` partition folders under a landing root, by day, oldest first."""
+    fs, folder = _fs(spark, root)
+    if not fs.exists(folder):
+        return {}
+    found = {}
+    for status in fs.listStatus(folder):
+        name = status.getPath().getName()
+        if status.isDirectory() and name.startswith("ds="):
+            try:
+                found[parse_date(name.removeprefix("ds="))] = status.getPath().toString()
+            except ValueError:
+                continue  # not a partition of ours
+    return dict(sorted(found.items()))
+
+
 def data_files(spark: SparkSession, partition: str) -> list[str]:
     """The data files of a partition (see `list_landing`)."""
     return list_landing(spark, partition).files

@@ -104,17 +104,22 @@ def first_error_line(err: Exception) -> str:
     return lines[0][:300] if lines else type(err).__name__
 
 
-def read_landing(spark: SparkSession, spec: Spec, path: str, files: list[str]) -> DataFrame:
+def read_landing(
+    spark: SparkSession, spec: Spec, path: str | list[str], files: list[str]
+) -> DataFrame:
     """The partition with every spec column as text, the corrupt-line column and the file;
     sensitive columns already protected, so no check, suite or partition sees their values."""
     return protect(_read_text(spark, spec, path, files), spec)
 
 
-def _read_text(spark: SparkSession, spec: Spec, path: str, files: list[str]) -> DataFrame:
+def _read_text(
+    spark: SparkSession, spec: Spec, path: str | list[str], files: list[str]
+) -> DataFrame:
+    """`path`: a partition folder, a file, or a list of them (several days at once)."""
     fmt, options = spec.source.format, spec.source.options
     if fmt == "parquet":
         check_parquet_schema(spark, spec, files)
-        frame = spark.read.options(**options).parquet(path)
+        frame = spark.read.options(**options).parquet(*([path] if isinstance(path, str) else path))
         return frame.select(
             *[F.col(quote(c)).cast("string").alias(c) for c in spec.schema],
             F.lit(None).cast("string").alias(CORRUPT_COLUMN),
@@ -178,6 +183,18 @@ def check_rows(text: DataFrame, spec: Spec, suite: dict[str, Any]) -> DataFrame:
     ]
     checked = typed.withColumn(PROBLEM, first_broken(rules, shown))
     return mark_duplicates(checked, spec, unique, PROBLEM)
+
+
+def usable_rows(
+    spark: SparkSession, spec: Spec, path: str | list[str], files: list[str], day: bool = False
+) -> DataFrame:
+    """The rows of `files` that ingest would keep (without the raw suite's row rules), typed;
+    with `day`, also the `ds` of the partition each came from."""
+    checked = check_rows(read_landing(spark, spec, path, files), spec, {"expectations": []})
+    ds = F.regexp_extract(SOURCE_FILE, r"ds=(\d{4}-\d{2}-\d{2})", 1).alias("ds")
+    return checked.where(F.col(PROBLEM).isNull()).select(
+        *[quote(c) for c in spec.stored_columns], *([ds] if day else [])
+    )
 
 
 def quarantine_rows(checked: DataFrame, spec: Spec) -> DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -19,13 +20,13 @@ from pyspark.sql.types import NumericType, StringType
 
 from retrain.features import VECTOR_TEXT, build_features
 from retrain.job import RetrainError, data_files, exists
-from retrain.landing import PROBLEM, check_rows, read_landing
+from retrain.landing import usable_rows
 from retrain.paths import DatasetPaths
 from retrain.spec import Spec, quote
 from retrain.validation import CRITICAL, WARNING
 
 MAX_DOMAIN = 20  # columns with at most this many distinct values get an allowed set
-ROW_BAND = (0.5, 2.0)  # the suggested row-count band around the sample's count
+ROW_BAND = (0.5, 2.0)  # the suggested row-count band around the sample's daily counts
 
 
 def _expectation(kind: str, severity: str, note: str = "", **kwargs: Any) -> dict[str, Any]:
@@ -87,12 +88,13 @@ def profile(frame: DataFrame) -> dict[str, dict[str, Any]]:
     return {"__rows": row["__rows"], **columns}
 
 
-def suggest_suite(
-    frame: DataFrame, spec: Spec, suite: str, source: str, growth: int = 1
+def suggest_suite(  # noqa: PLR0917 - the table, what it is, where it came from
+    frame: DataFrame, spec: Spec, suite: str, source: str, daily: list[int], growth: int = 1
 ) -> dict[str, Any]:
     """A GX suite for `frame` (the raw or the features table of `spec`), for review.
 
-    `growth` widens the row band's top for a table that accumulates (the features of a window).
+    The row band spans the `daily` row counts of the sample's days; `growth` widens its top for
+    a table that accumulates (the features of a window).
     """
     numeric = {f.name for f in frame.schema if isinstance(f.dataType, NumericType)}
     stats = profile(frame)
@@ -102,9 +104,10 @@ def suggest_suite(
         _expectation(  # one day's count says little about the next: a warning
             "expect_table_row_count_to_be_between",
             WARNING,
-            f"{note}; widen for growth",
-            min_value=math.floor(rows * ROW_BAND[0]),
-            max_value=math.ceil(rows * ROW_BAND[1] * growth),
+            f"{min(daily)} to {max(daily)} rows a day on {len(daily)} day(s) of {source}; "
+            "widen for growth",
+            min_value=math.floor(min(daily) * ROW_BAND[0]),
+            max_value=math.ceil(max(daily) * ROW_BAND[1] * growth),
         ),
         _expectation(
             "expect_table_columns_to_match_set",
@@ -196,22 +199,26 @@ def suggest_suites(spark: SparkSession, spec: Spec, run_date: date) -> dict[str,
     files = data_files(spark, source) if exists(spark, source) else []
     if not files:
         raise RetrainError(f"no landing data for {spec.name} on {run_date}: {source}")
-    return suggest_suites_from(spark, spec, source, files, run_date)
+    return suggest_suites_from(spark, spec, source, {run_date: (source, files)})
 
 
 def suggest_suites_from(
-    spark: SparkSession, spec: Spec, source: str, files: list[str], day: date
+    spark: SparkSession, spec: Spec, source: str, days: dict[date, tuple[str, list[str]]]
 ) -> dict[str, dict[str, Any]]:
-    """Starting suites from the usable rows of `files`, read as ingest reads a partition."""
-    rows = check_rows(read_landing(spark, spec, source, files), spec, {"expectations": []})
-    usable = rows.where(F.col(PROBLEM).isNull()).select(*[quote(c) for c in spec.stored_columns])
-    usable = usable.cache()
-    features = build_features(spark, usable.withColumn("ds", F.lit(day.isoformat())), spec)
+    """Starting suites from the usable rows of some days ({day: (path, files)}), read as ingest
+    reads a partition; row-count bands from the days' own counts."""
+    parts = [
+        usable_rows(spark, spec, path, files).withColumn("ds", F.lit(day.isoformat()))
+        for day, (path, files) in days.items()
+    ]
+    usable = reduce(DataFrame.unionByName, parts).cache()
     try:
+        daily = [r["count"] for r in usable.groupBy("ds").count().collect()]
+        features = build_features(spark, usable, spec)
         return {
-            "raw": suggest_suite(usable, spec, "raw", source),
+            "raw": suggest_suite(usable.drop("ds"), spec, "raw", source, daily),
             "features": suggest_suite(
-                features, spec, "features", f"the features of {source}", spec.window_days
+                features, spec, "features", f"the features of {source}", daily, spec.window_days
             ),
         }
     finally:

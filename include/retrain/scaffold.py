@@ -9,7 +9,12 @@ beside the key it set, so the reviewer sees why.
 
 from __future__ import annotations
 
+import csv
+import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +34,11 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from retrain.profile import profile
-from retrain.spec import NAME_PATTERN, SpecError, quote
+from retrain.calibrate import Calibration, calibrate, drift_block
+from retrain.job import data_files, landed_days
+from retrain.paths import lake_root
+from retrain.profile import profile, suggest_suites_from
+from retrain.spec import NAME_PATTERN, SpecError, parse_spec, quote
 
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 SPEC_TYPES: list[tuple[type[DataType], str]] = [
@@ -53,24 +61,102 @@ PERSONAL = [
 ]
 MAX_CATEGORIES = 50  # a text column with more distinct values is text or an identifier
 TEXT_WORDS = 3.0  # average words per value from which a text column is free text
+SAMPLE_DAYS = 14  # days of a landing root profiled at most
+TRUSTED_ROWS = 500  # fewer rows profiled: the type and role guesses are shaky
 
 
-def read_sample(spark: SparkSession, sample: Path) -> tuple[dict[str, Any], DataFrame]:
-    """(the spec's `source` for such files, frame) of a sample; CSV with a header, types
-    inferred."""
-    fmt = FORMATS.get(sample.suffix.lower())
-    if fmt is None:
-        raise SpecError(f"{sample}: cannot tell the format (use {', '.join(FORMATS)})")
-    if not sample.is_file():
-        raise SpecError(f"{sample}: no such file")
-    options = {"header": "true", "escape": '"'} if fmt == "csv" else {}
+@dataclass(frozen=True)
+class Sample:
+    """What `--from` names: one file, or a landing root whose `ds=` days are sampled."""
+
+    path: Path
+    fmt: str
+    files: list[str]  # the files profiled
+    days: dict[date, str]  # every landed day's folder (none for a lone file)
+    sampled_days: list[date]
+
+    @property
+    def label(self) -> str:
+        if not self.days:
+            return self.path.name
+        return (
+            f"{self.path.name} ({len(self.sampled_days)} of {len(self.days)} days, "
+            f"{min(self.days)} .. {max(self.days)})"
+        )
+
+
+def find_sample(spark: SparkSession, path: Path) -> Sample:
+    """The files to profile: the file itself, or up to SAMPLE_DAYS days spread over a folder's
+    `ds=` partitions (first and last included), so the guesses see more than one day."""
+    if path.is_dir():
+        days = landed_days(spark, str(path))
+        if not days:
+            raise SpecError(f"{path}: no ds=YYYY-MM-DD folders (a dataset's landing root)")
+        every = list(days)
+        step = max(1, math.ceil(len(every) / SAMPLE_DAYS))
+        sampled = sorted({*every[::step], every[-1]})
+        files = [f for d in sampled for f in data_files(spark, days[d])]
+        if not files:
+            raise SpecError(f"{path}: the sampled days hold no data files")
+    elif path.is_file():
+        days, sampled, files = {}, [], [str(path)]
+    else:
+        raise SpecError(f"{path}: no such file or folder")
+    suffixes = {Path(f).suffix.lower() for f in files}
+    formats = {FORMATS.get(x) for x in suffixes}
+    if None in formats or len(formats) != 1:
+        raise SpecError(
+            f"{path}: cannot tell one format from {', '.join(sorted(suffixes))} "
+            f"(use {', '.join(FORMATS)})"
+        )
+    return Sample(path, formats.pop(), files, days, sampled)
+
+
+def inspect_csv(files: list[str]) -> tuple[bool, list[str]]:
+    """(whether quoted values hold line breaks, a problem per file whose records do not all have
+    the header's field count), read as Spark reads CSV with `escape: '"'` (quotes doubled)."""
+    multiline, problems, header = False, [], None
+    for file in files:
+        local = file.removeprefix("file:")
+        with open(local, newline="", encoding="utf-8", errors="replace") as stream:
+            reader = csv.reader(stream)
+            head = next(reader, [])
+            if header is None:
+                header = head
+            elif head != header:
+                raise SpecError(f"{local}: its header differs from {files[0]}'s")
+            wrong, first = 0, 0
+            for record in reader:
+                multiline = multiline or any("\n" in v or "\r" in v for v in record)
+                if record and len(record) != len(header):
+                    wrong, first = wrong + 1, first or reader.line_num
+        if wrong:
+            problems.append(
+                f"{Path(local).name}: {wrong} record(s) do not have the header's {len(header)} "
+                f"fields (the first ends on line {first}); ingest will quarantine them"
+            )
+    return multiline, problems
+
+
+def read_sample(
+    spark: SparkSession, sample: Sample
+) -> tuple[dict[str, Any], DataFrame, list[str]]:
+    """(the spec's `source` for such files, the sample read with inferred types, problems
+    found); CSV with a header, `multiLine` when quoted values hold line breaks."""
+    options: dict[str, str] = {}
+    problems: list[str] = []
+    if sample.fmt == "csv":
+        options = {"header": "true", "escape": '"'}
+        multiline, problems = inspect_csv(sample.files)
+        if multiline:
+            options["multiLine"] = "true"
     reader = spark.read.options(**options)
-    if fmt == "csv":
+    if sample.fmt == "csv":
         reader = reader.option("inferSchema", "true")
-    frame = reader.format(fmt).load(str(sample))
-    if fmt == "json" and "_corrupt_record" in frame.columns:
-        raise SpecError(f"{sample}: not one JSON object per line")
-    return {"format": fmt, "options": options}, frame
+    frame = reader.format(sample.fmt).load(sample.files)
+    if sample.fmt == "json" and "_corrupt_record" in frame.columns:
+        raise SpecError(f"{sample.path}: not one JSON object per line")
+    return {"format": sample.fmt, "options": options}, frame, problems
 
 
 def _spec_type(kind: DataType) -> str:
@@ -234,3 +320,58 @@ def spec_yaml(data: dict[str, Any], why: dict[str, str]) -> str:
         "the gate.\n"
     )
     return header + body + "schema:\n" + "\n".join(schema_lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Scaffold:
+    """What `retrain new-dataset` found and wrote: the spec, its suites, its drift thresholds."""
+
+    sample: Sample
+    rows: int  # profiled
+    problems: list[str]  # what the reader found wrong in the files
+    data: dict[str, Any]
+    why: dict[str, str]
+    suites: dict[str, dict[str, Any]]
+    calibration: Calibration | None  # from a landing root's history
+
+    def spec_text(self) -> str:
+        text = spec_yaml(self.data, self.why)
+        assert yaml.safe_load(text) == self.data  # the comments must not change the spec
+        if self.calibration is not None:
+            text += drift_block(parse_spec(self.data, ""), self.calibration)
+        return text
+
+
+def scaffold(
+    spark: SparkSession,
+    name: str,
+    path: Path,
+    spec_file: Path,
+    *,
+    label: str | None = None,
+    id_column: str | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> Scaffold:
+    """Read a sample file or landing root, guess the spec, suggest suites, calibrate drift."""
+    sample = find_sample(spark, path)
+    source, frame, problems = read_sample(spark, sample)
+    data, why = scaffold_spec(name, path, frame, source=source, label=label, id_column=id_column)
+    data["description"] = f"Scaffolded from {sample.label} by retrain new-dataset."
+    if sample.days:
+        data["start_date"] = min(sample.days).isoformat()  # the first day that landed
+        lake = Path(lake_root()).resolve()
+        if path.is_relative_to(lake):
+            data["source"]["landing_path"] = str(path.relative_to(lake))
+    spec = parse_spec(data, str(spec_file))
+    days = {d: (sample.days[d], data_files(spark, sample.days[d])) for d in sample.sampled_days}
+    suites = suggest_suites_from(
+        spark, spec, sample.label, days or {date.today(): (str(path), [str(path)])}
+    )
+    calibration = None
+    if len(sample.days) > spec.drift.min_reference_days:
+        progress(f"Calibrating drift on {len(sample.days)} landed days")
+        try:
+            calibration = calibrate(spark, spec, sample.days, progress)
+        except SpecError as err:  # too little history: the default thresholds stay
+            problems = [*problems, f"drift thresholds left at the defaults: {err}"]
+    return Scaffold(sample, frame.count(), problems, data, why, suites, calibration)

@@ -27,6 +27,7 @@ SOLVERS = ("adam", "l-bfgs", "gd")
 CLASS_WEIGHTS = ("none", "balanced")
 GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy", "positive_f1")
 GATE_MODES = ("enforce", "dry_run", "off")
+DRIFT_SEVERITIES = ("warning", "critical")
 PROTECTIONS = ("pseudonymize", "encrypt", "drop")
 FEATURE_TYPES = ("numeric", "categorical", "text", "vector")
 # Schema types each feature type can be read from. A vector is text holding numbers separated
@@ -176,10 +177,24 @@ class Drift:
     bins: int = 10  # quantile bins of the window per feature for the PSI
     psi_warning: float = 0.1
     psi_critical: float = 0.25
+    # Per column [warning, critical] PSI instead of the two above; `retrain calibrate` sets
+    # them from the feed's own day-to-day history.
+    psi_by_column: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # warning: label drift is reported, the evaluation gate protects the model; critical:
+    # it fails the day like feature drift.
+    label: str = "warning"
+    # Feature drift and volume fail a day only against at least this many reference days;
+    # against fewer they are warnings (one or two days say little about an ordinary day).
+    min_reference_days: int = 3
     min_rows: int = 100  # fewer rows on either side: PSI is noise, so it is skipped
     # The day's rows over the window's daily median rows: [low, high].
     volume_warning: tuple[float, ...] = (0.8, 1.25)
     volume_critical: tuple[float, ...] = (0.5, 2.0)
+
+    def psi_bands(self, column: str) -> tuple[float, float]:
+        """(warning, critical) PSI for a column."""
+        warning, critical = self.psi_by_column.get(column, (self.psi_warning, self.psi_critical))
+        return warning, critical
 
 
 @dataclass(frozen=True)
@@ -270,7 +285,8 @@ def _convert(tp: Any, value: Any, key: str, file: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise SpecError(f"{file}: key '{key}' must be a mapping, got {value!r}")
-        return {str(k): _convert(str, v, f"{key}.{k}", file) for k, v in value.items()}
+        (_, value_type) = get_args(tp)
+        return {str(k): _convert(value_type, v, f"{key}.{k}", file) for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is str and isinstance(value, int | float) and not isinstance(value, bool):
@@ -414,6 +430,28 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
             "drift.psi_warning",
             "must be above 0 and at most drift.psi_critical",
         ),
+        *[
+            (
+                len(band) != 2 or not 0 < band[0] <= band[1],
+                f"drift.psi_by_column.{column}",
+                "must be [warning, critical] with 0 < warning <= critical",
+            )
+            for column, band in spec.drift.psi_by_column.items()
+        ],
+        *[
+            (
+                column not in (spec.label_column, *spec.feature_columns),
+                f"drift.psi_by_column.{column}",
+                "is neither the label nor a feature",
+            )
+            for column in spec.drift.psi_by_column
+        ],
+        (
+            spec.drift.label not in DRIFT_SEVERITIES,
+            "drift.label",
+            f"must be one of {', '.join(DRIFT_SEVERITIES)}",
+        ),
+        (spec.drift.min_reference_days < 1, "drift.min_reference_days", "must be at least 1"),
         (spec.drift.bins < 2, "drift.bins", "must be at least 2"),
         *[
             (not 0 <= value <= 1, key, "must be between 0 and 1")

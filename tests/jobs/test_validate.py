@@ -128,13 +128,15 @@ def test_psi_is_zero_for_the_same_distribution_and_grows_with_the_shift():
 
 
 COLUMNS = "id long, label string, x double, y double"
+REFERENCE_DAYS = ("2025-12-30", "2025-12-31", "2026-01-01")
 
 
-def _day(spark, ctx, day: str, rows: int, low: float, *, seed: int, validated: bool = False):
-    """A raw partition of uniform x in [low, 10) with balanced labels."""
+def _day(spark, ctx, day: str, rows: int, low: float, *, seed: int, validated=False, labels="ab"):
+    """A raw partition of uniform x in [low, 10), labels taken in turn from `labels`."""
     rng = np.random.default_rng(seed)
     data = [
-        (i, "ab"[i % 2], float(rng.uniform(low, 10)), float(rng.normal())) for i in range(rows)
+        (i, labels[i % len(labels)], float(rng.uniform(low, 10)), float(rng.normal()))
+        for i in range(rows)
     ]
     partition = ctx.paths.raw(date.fromisoformat(day))
     spark.createDataFrame(data, COLUMNS).write.mode("overwrite").parquet(partition)
@@ -169,7 +171,8 @@ def test_validate_job_passes_marks_the_partition_and_records_docs(spark, home):
 )
 def test_drift_or_volume_beyond_the_critical_threshold_fails(spark, home, rows, low, message):
     ctx = context(toy_spec(), "2026-01-02")
-    _day(spark, ctx, "2026-01-01", 400, 0.0, seed=1, validated=True)
+    for seed, day in enumerate(REFERENCE_DAYS):  # drift.min_reference_days (3) days
+        _day(spark, ctx, day, 400, 0.0, seed=seed, validated=True)
     partition = _day(spark, ctx, "2026-01-02", rows, low, seed=2)
     with pytest.raises(RetrainError, match=message) as failure:
         validate_job.run(spark, ctx)
@@ -178,6 +181,37 @@ def test_drift_or_volume_beyond_the_critical_threshold_fails(spark, home, rows, 
     record = read_run("toy", ctx.run_date)["validate"]
     assert record["success"] is False
     assert Path(record["drift"]["data_docs"]).exists()
+
+
+def _failed(section) -> str:
+    return " | ".join(section["failed_warning"])
+
+
+def test_drift_against_too_few_days_and_label_drift_are_warnings_unless_the_spec_says(spark, home):
+    ctx = context(toy_spec(), "2026-01-02")
+    _day(spark, ctx, "2026-01-01", 400, 0.0, seed=1, validated=True)
+    # x moved and half the rows: critical against 3 days, but there is one reference day.
+    partition = _day(spark, ctx, "2026-01-02", 150, 5.0, seed=2)
+    section = validate_job.run(spark, ctx)
+    assert section["success"] and is_validated(spark, partition)
+    assert "drift of feature x (PSI)" in _failed(section)
+    assert "1 reference day(s), fewer than drift.min_reference_days=3" in _failed(section)
+    assert "rows of the day (150)" in _failed(section)
+    # With three reference days, a label that swung (a:b from 1:1 to 3:1) is still a warning...
+    three = context(toy_spec(), "2026-01-02")
+    for seed, day in enumerate(REFERENCE_DAYS):
+        _day(spark, three, day, 400, 0.0, seed=seed, validated=True)
+    _day(spark, three, "2026-01-02", 400, 0.0, seed=9, labels="aaab")
+    section = validate_job.run(spark, three)
+    assert section["success"] and section["drift"]["psi"]["label"] > 0.1
+    assert "drift of label label (PSI)" in _failed(section)
+    # ...a failure where the spec makes label drift critical, and not even a warning where
+    # a calibrated band for the label allows such swings.
+    strict = context(toy_spec(drift={"label": "critical"}), "2026-01-02")
+    with pytest.raises(RetrainError, match=r"drift of label label \(PSI\)"):
+        validate_job.run(spark, strict)
+    calibrated = context(toy_spec(drift={"psi_by_column": {"label": [1.0, 2.0]}}), "2026-01-02")
+    assert "drift of label" not in _failed(validate_job.run(spark, calibrated))
 
 
 def test_a_day_that_failed_is_not_a_drift_reference(spark, home):
