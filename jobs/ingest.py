@@ -23,6 +23,7 @@ from retrain.job import (
     exists,
     list_landing,
     main,
+    run_history,
     write_partition,
 )
 from retrain.landing import (
@@ -40,6 +41,16 @@ log = logging.getLogger(__name__)
 
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
+    """The run date's partition, after the history's days that landed (if it has one)."""
+    history = run_history(spark, ctx, "ingest", ingest_day, landed)
+    return ingest_day(spark, ctx) | history
+
+
+def landed(spark: SparkSession, ctx: RunContext) -> bool:
+    return exists(spark, ctx.paths.landing_partition(ctx.run_date))
+
+
+def ingest_day(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     spec, source = ctx.spec, ctx.paths.landing_partition(ctx.run_date)
     if not exists(spark, source):
         raise RetrainError(f"no landing partition for {spec.name} on {ctx.run_date}: {source}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date
-from functools import reduce
+from functools import partial, reduce
 from typing import Any
 
 import pandas as pd
@@ -25,14 +25,16 @@ from retrain.job import (
     RetrainError,
     RunContext,
     counting_spark_jobs,
+    in_history,
     is_complete,
     is_validated,
     main,
+    run_history,
     set_validated,
 )
 from retrain.paths import window_dates
 from retrain.runs import update_run
-from retrain.validation import load_suite, validate
+from retrain.validation import build_docs, load_suite, validate
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +45,23 @@ def reference_days(spark: SparkSession, ctx: RunContext) -> list[date]:
     return [d for d in earlier if is_validated(spark, ctx.paths.raw(d))]
 
 
-def check_drift(spark: SparkSession, ctx: RunContext, frame: DataFrame) -> dict[str, Any]:
+def check_drift(
+    spark: SparkSession, ctx: RunContext, frame: DataFrame, deferred_docs: list[Any] | None
+) -> dict[str, Any]:
     days = reference_days(spark, ctx)
     if not days:
         return {"reference_days": [], "skipped": "no earlier validated day in the window"}
     parts = [spark.read.parquet(ctx.paths.raw(d)).withColumn("ds", F.lit(str(d))) for d in days]
-    reference = reduce(DataFrame.unionByName, parts)
-    reference_rows = [r["count"] for r in reference.groupBy("ds").count().collect()]  # one job
-    stats = drift_stats(frame, reference, ctx.spec, reference_rows)
+    reference = reduce(DataFrame.unionByName, parts).cache()  # read by four jobs
+    try:
+        reference_rows = [r["count"] for r in reference.groupBy("ds").count().collect()]
+        stats = drift_stats(frame, reference, ctx.spec, reference_rows)
+    finally:
+        reference.unpersist()
     suite, row = drift_suite(ctx.spec, stats, len(days))
-    section = validate(pd.DataFrame([row]), suite, ctx.paths.gx_root(), ctx.run_date.isoformat())
+    section = validate(
+        pd.DataFrame([row]), suite, ctx.paths.gx_root(), ctx.run_date.isoformat(), deferred_docs
+    )
     return {"reference_days": [d.isoformat() for d in days], **stats, **section}
 
 
@@ -67,6 +76,20 @@ def _save(ctx: RunContext, name: str, section: dict[str, Any]) -> dict[str, Any]
 
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
+    """The run date's raw partition, after the history's days that ingest kept (if any); the
+    history's Data Docs pages are built together at its end."""
+    pages: list[Any] = []
+    history = run_history(
+        spark, ctx, "validate", partial(validate_day, deferred_docs=pages),
+        lambda _, day: in_history(day),
+    )  # fmt: skip
+    build_docs(ctx.paths.gx_root(), pages)
+    return validate_day(spark, ctx) | history
+
+
+def validate_day(
+    spark: SparkSession, ctx: RunContext, deferred_docs: list[Any] | None = None
+) -> dict[str, Any]:
     spec, raw = ctx.spec, ctx.paths.raw(ctx.run_date)
     if not is_complete(spark, raw):
         raise RetrainError(f"raw partition {raw} is missing or incomplete; run ingest first")
@@ -82,9 +105,10 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
                     load_suite(spec.name, "raw"),
                     ctx.paths.gx_root(),
                     ctx.run_date.isoformat(),
+                    deferred_docs,
                 ),
             )
-            drift = _save(ctx, "drift", check_drift(spark, ctx, frame))
+            drift = _save(ctx, "drift", check_drift(spark, ctx, frame, deferred_docs))
     finally:
         frame.unpersist()
     critical = raw_section["failed_critical"] + drift.get("failed_critical", [])

@@ -6,15 +6,18 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from retrain.dag_factory import (
     PARAM_KEYS,
     STAGES,
+    LandingSensor,
     build_dag,
     code_zip,
     model_asset,
@@ -24,6 +27,7 @@ from retrain.dag_factory import (
 )
 from retrain.local_airflow import SPARK_POOL
 from retrain.paths import REPO_ROOT
+from retrain.runs import read_run
 from retrain.spec import SpecError, load_spec
 
 
@@ -53,10 +57,13 @@ def test_dags_have_retries_tags_and_one_run_at_a_time(dagbag):
 
 def test_stages_are_spark_submits_in_pipeline_order_after_the_claim(dagbag):
     dag = dagbag.dags["retrain_digits"]
-    claim, *stages = dag.topological_sort()
+    claim, landing, *stages = dag.topological_sort()
     assert claim.task_id == "claim" and claim.pool != SPARK_POOL  # waits without a Spark slot
     assert claim.mode == "poke" and claim.timeout == 7200
+    assert landing.task_id == "landing" and landing.pool != SPARK_POOL
     assert [t.task_id for t in stages] == list(STAGES)
+    history = {t.task_id for t in stages if "--history-from" in t.application_args}
+    assert history == {"ingest", "validate"}
     for task in stages:
         assert task.claimed == "digits"
         assert isinstance(task, SparkSubmitOperator)
@@ -168,7 +175,7 @@ def test_run_type_reaches_the_job_as_a_plain_word():
 
 def test_params_are_typed_with_titles():
     dag = build_dag(load_spec("digits"))
-    assert set(dag.params) == {"run_date", "overrides", *PARAM_KEYS}
+    assert set(dag.params) == {"run_date", "history_from", "overrides", *PARAM_KEYS}
     for name in dag.params:
         param = dag.params.get_param(name)
         assert param.schema["title"] and param.description and param.schema["type"], name
@@ -182,6 +189,7 @@ def test_params_are_typed_with_titles():
         ({"gate_mode": "yolo"}, "'yolo' is not one of"),
         ({"hidden_layers": [64, -1]}, "-1 is less than the minimum of 1"),
         ({"run_date": "../../etc"}, "is not a 'date'"),
+        ({"history_from": "last week"}, "is not a 'date'"),
         ({"overrides": {"../x": 1}}, "does not match"),
     ],
 )
@@ -243,3 +251,54 @@ def test_only_transient_failures_are_retried(tmp_path, monkeypatch, exit_code, r
     with pytest.raises(AirflowException) as failure:
         task.submit({})
     assert isinstance(failure.value, AirflowFailException) is not retried
+
+
+class Run:
+    run_id = "manual__landing-test"
+
+
+def _landing(tmp_path, monkeypatch, day: str, **source) -> LandingSensor:
+    spec = yaml.safe_load((REPO_ROOT / "include" / "datasets" / "digits.yaml").read_text())
+    spec |= {"name": "late", "registered_model_name": "retrain_late"}
+    spec["source"] |= {"landing_path": "landing/late", **source}
+    (tmp_path / "specs").mkdir(exist_ok=True)
+    (tmp_path / "specs" / "late.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("RETRAIN_DATASETS_PATH", str(tmp_path / "specs"))
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "home"))
+    return LandingSensor(dataset="late", run_date=day, task_id="landing")
+
+
+def test_a_day_that_has_not_landed_waits_deferred_then_fails_or_is_no_data(tmp_path, monkeypatch):
+    today = datetime.now(UTC).date()
+    yesterday, long_ago = today - timedelta(days=1), date(2026, 3, 1)
+    context = {"dag_run": Run()}
+    # Before the deadline (tomorrow 23:59 for today's data): deferred, holding no worker slot.
+    sensor = _landing(tmp_path, monkeypatch, today.isoformat(), landed_by="23:59")
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context)
+    moment = deferred.value.trigger.serialize()[1]["moment"]
+    assert datetime.now(UTC) < moment <= datetime.now(UTC) + timedelta(minutes=5)
+    assert deferred.value.method_name == "execute"
+    # Past it: one line saying by when, and the run's record says so too.
+    sensor = _landing(tmp_path, monkeypatch, long_ago.isoformat())
+    with pytest.raises(AirflowFailException, match=r"had not landed by 2026-03-02 06:00 UTC"):
+        sensor.execute(context)
+    record = read_run("late", long_ago)
+    assert (record["state"], record["failed_stage"]) == ("failed", "landing")
+    # A feed with empty days: the run ends as no_data, its later stages skipped.
+    sensor = _landing(tmp_path, monkeypatch, long_ago.isoformat(), empty_days="skip")
+    with pytest.raises(AirflowSkipException, match="no data landed by 2026-03-02 06:00 UTC"):
+        sensor.execute(context)
+    record = read_run("late", long_ago)
+    assert (record["state"], record["landing"]["decision"]) == ("success", "no_data")
+    # Landed (a data file, not only an empty or hidden one): on at once, the no_data gone.
+    folder = tmp_path / "home" / "lake" / "landing" / "late" / f"ds={yesterday}"
+    folder.mkdir(parents=True)
+    (folder / "_SUCCESS").write_text("")
+    (folder / "empty.csv").write_text("")
+    sensor = _landing(tmp_path, monkeypatch, yesterday.isoformat(), landed_by="23:59")
+    with pytest.raises(TaskDeferred):
+        sensor.execute(context)
+    (folder / "part-0.csv").write_text("id,label\n")
+    sensor.execute(context)
+    assert read_run("late", yesterday)["landing"] == {"partition": str(folder)}

@@ -14,20 +14,24 @@ import re
 import sys
 import time
 import zipfile
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import (
     DAG,
     Asset,
     AssetOrTimeSchedule,
+    BaseOperator,
     BaseSensorOperator,
     Connection,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
+    ObjectStoragePath,
     Param,
     chain,
 )
@@ -36,6 +40,7 @@ from airflow.sdk.exceptions import (
     AirflowFailException,
     AirflowNotFoundException,
     AirflowRuntimeError,
+    AirflowSkipException,
 )
 from airflow.sdk.log import mask_secret
 from croniter import croniter
@@ -43,11 +48,12 @@ from croniter import croniter
 from retrain import claims, keys
 from retrain.alerts import RunNotifier
 from retrain.local_airflow import SPARK_POOL
-from retrain.paths import REPO_ROOT, home
-from retrain.runs import NO_RETRY_EXITS, read_run, stage_outcome
-from retrain.spec import GATE_MODES, Spec, SpecError
+from retrain.paths import REPO_ROOT, DatasetPaths, home
+from retrain.runs import NO_RETRY_EXITS, read_run, stage_outcome, update_run
+from retrain.spec import GATE_MODES, Spec, SpecError, load_spec
 
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "publish")
+HISTORY = ("ingest", "validate")  # the stages a `history_from` run takes over many days
 RUN_DATE = "{{ run_date_of(params, dag_run) }}"  # see `run_date_of`
 PROGRESS_FD_ENV = "RETRAIN_PROGRESS_FD"  # set by `retrain run`: where its terminal is
 SPARK_CONF = {
@@ -154,6 +160,71 @@ class ClaimSensor(BaseSensorOperator):
         return holder is None
 
 
+def landing_deadline(spec: Spec, run_date: date) -> datetime:
+    """Until when a day's partition may land: `source.landed_by` (UTC) on the next day."""
+    hour, minute = map(int, spec.source.landed_by.split(":"))
+    return datetime.combine(run_date + timedelta(days=1), dt_time(hour, minute), tzinfo=UTC)
+
+
+def has_landed(partition: str) -> bool:
+    """Whether a landing partition holds a data file (a name Spark reads, not empty)."""
+    local = "://" not in partition or partition.startswith("file:")
+    folder = Path(partition.removeprefix("file:")) if local else ObjectStoragePath(partition)
+    try:
+        return any(
+            f.is_file() and not f.name.startswith(("_", ".")) and f.stat().st_size > 0
+            for f in folder.iterdir()
+        )
+    except FileNotFoundError:
+        return False
+
+
+class LandingSensor(BaseOperator):
+    """Waits for the run date's landing partition, deferred between looks (no worker slot
+    held), until the spec's `source.landed_by` on the next day; then fails, or, where the spec
+    says a feed has empty days (`source.empty_days: skip`), ends the run as `no_data`."""
+
+    template_fields = ("run_date",)
+
+    def __init__(
+        self, *, dataset: str, run_date: str, look_every: timedelta = timedelta(minutes=5),
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.dataset, self.run_date, self.look_every = dataset, run_date, look_every
+
+    def execute(self, context: Any, event: Any = None) -> None:
+        spec, run_date = load_spec(self.dataset), date.fromisoformat(self.run_date)
+        partition = DatasetPaths.for_spec(spec).landing_partition(run_date)
+        report = partial(progress, self.log, f"{'landing':<10} {self.run_date}")
+        if has_landed(partition):  # (and no earlier run's no_data decision stays)
+            update_run(spec.name, run_date, landing={"partition": partition})
+            return
+        deadline, now = landing_deadline(spec, run_date), datetime.now(UTC)
+        if now < deadline:
+            if event is None:  # say it once, not at every look
+                report(f"waiting for {partition} until {deadline:%Y-%m-%d %H:%M} UTC")
+            self.defer(
+                trigger=DateTimeTrigger(moment=min(now + self.look_every, deadline)),
+                method_name="execute",
+            )
+        run_id = context["dag_run"].run_id
+        if spec.source.empty_days == "skip":
+            why = f"no data landed by {deadline:%Y-%m-%d %H:%M} UTC (source.empty_days: skip)"
+            update_run(spec.name, run_date, run_id=run_id, state="success", failed_stage=None,
+                       error=None, landing={"decision": "no_data", "reason": why})  # fmt: skip
+            report(f"no_data: {why}")
+            raise AirflowSkipException(why)
+        error = (
+            f"the landing partition of {spec.name} for {run_date} had not landed by "
+            f"{deadline:%Y-%m-%d %H:%M} UTC (source.landed_by): {partition}"
+        )
+        update_run(spec.name, run_date, run_id=run_id, state="failed", failed_stage="landing",
+                   error=error, landing={"partition": partition})  # fmt: skip
+        report(f"failed: {error}")
+        raise AirflowFailException(error)
+
+
 def progress(log: Any, prefix: str, message: str) -> None:
     """A task's start, wait or end: in its task log, and on the terminal of a `retrain run`
     (which sends Airflow's and Spark's own output to a log file)."""
@@ -251,6 +322,12 @@ def trigger_params(spec: Spec) -> dict[str, Param]:
             "string", "Run date", "Date to process (YYYY-MM-DD). Empty: the run's data "
             "interval, i.e. the last complete day, as a scheduled run would.", format="date",
         ),
+        "history_from": optional(
+            "string", "History from", "Ingest and validate every day that landed from this date "
+            "up to the run date first, in one Spark application per stage, each day as its "
+            "daily run would; then train, evaluate and publish once, for the run date. Empty: "
+            "the run date alone.", format="date",
+        ),
         "gate_mode": Param(
             None, type=["null", "string"], enum=[None, *GATE_MODES], title="Gate mode",
             description=f"enforce: publish only a better model; dry_run: decide, never publish; "
@@ -321,6 +398,7 @@ def _stage(spec: Spec, stage: str, env: dict[str, str], **kwargs: Any) -> SparkS
             "{{ run_type_of(dag_run) }}",
             "--overrides",
             "{{ overrides_of(params) }}",
+            *(["--history-from", "{{ params.history_from or '' }}"] if stage in HISTORY else []),
         ],  # fmt: skip
         conn_id="spark_default",
         name=f"retrain-{spec.name}-{stage}",
@@ -390,7 +468,8 @@ def build_dag(spec: Spec) -> DAG:
             )
             for stage in STAGES
         ]
-        chain(claim, *stages)  # claim >> ingest >> validate >> ... >> publish
+        landing = LandingSensor(dataset=spec.name, run_date=RUN_DATE, task_id="landing")
+        chain(claim, landing, *stages)  # claim >> landing >> ingest >> ... >> publish
     return dag
 
 

@@ -55,26 +55,43 @@ def bin_counts(
 ) -> dict[tuple[str, str], dict[str, int]]:
     """{(side, column): {bin: rows}} for the binned columns and the columns counted by value.
 
-    Per side, one aggregate counts every binned column's bins (no shuffle of a row per value)
-    and one small group-by per column counts its values.
+    Two Spark jobs for both sides: one aggregate per side counts every binned column's bins,
+    one group-by counts the (column, value) pairs of the by-value columns (never a shuffle of
+    a row per value and column pair beyond those few).
     """
     counters = {f: _bin_counters(f, edges[f]) for f in edges}
     aliases = {
         (f, b): f"c{i}_{j}" for i, f in enumerate(edges) for j, (b, _) in enumerate(counters[f])
     }
+    sides = current.withColumn("_side", F.lit("current")).unionByName(
+        reference.withColumn("_side", F.lit("reference"))
+    )
     counts: dict[tuple[str, str], dict[str, int]] = {}
-    for side, frame in (("current", current), ("reference", reference)):
-        if aliases:
-            row = frame.agg(
-                *[counter.alias(aliases[f, b]) for f in edges for b, counter in counters[f]]
-            ).first()
+    if aliases:
+        rows = sides.groupBy("_side").agg(
+            *[counter.alias(aliases[f, b]) for f in edges for b, counter in counters[f]]
+        )
+        for row in rows.collect():
             for (feature, bin_name), alias in aliases.items():
-                counts.setdefault((side, feature), {})[bin_name] = row[alias]
-        for column in by_value:
-            values = frame.groupBy(
-                F.coalesce(F.col(quote(column)).cast("string"), F.lit(MISSING_BIN))
+                counts.setdefault((row["_side"], feature), {})[bin_name] = row[alias]
+    if by_value:
+        pairs = F.explode(
+            F.array(
+                *[
+                    F.struct(
+                        F.lit(c).alias("column"),
+                        F.coalesce(F.col(quote(c)).cast("string"), F.lit(MISSING_BIN)).alias(
+                            "value"
+                        ),
+                    )
+                    for c in by_value
+                ]
             )
-            counts[side, column] = {r[0]: r[1] for r in values.count().collect()}
+        )
+        values = sides.select("_side", pairs.alias("pair")).groupBy("_side", "pair").count()
+        for row in values.collect():
+            column, value = row["pair"]["column"], row["pair"]["value"]
+            counts.setdefault((row["_side"], column), {})[value] = row["count"]
     return counts
 
 

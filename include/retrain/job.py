@@ -14,15 +14,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from retrain.paths import SUCCESS_MARKER, VALIDATED_MARKER, DatasetPaths, parse_date
-from retrain.runs import EXIT_BAD_SPEC, EXIT_DATA_REJECTED, EXIT_FAILED, update_run
+from retrain.paths import SUCCESS_MARKER, VALIDATED_MARKER, DatasetPaths, parse_date, window_dates
+from retrain.runs import EXIT_BAD_SPEC, EXIT_DATA_REJECTED, EXIT_FAILED, read_run, update_run
 from retrain.spec import Spec, SpecError, load_spec
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ class RunContext:
     run_id: str
     paths: DatasetPaths
     run_type: str = "manual"  # Airflow's: manual, scheduled, backfill, asset_triggered
+    # Ingest and validate: first every earlier day from this one (a history, `run_history`).
+    history_from: date | None = None
 
 
 def parse_run_date(value: str) -> date:
@@ -66,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-id", default="manual")
     parser.add_argument("--run-type", default="manual")
     parser.add_argument("--overrides", default="{}", help="JSON object of dotted spec keys")
+    parser.add_argument("--history-from", default="", help="first day of a history (YYYY-MM-DD)")
     return parser.parse_args(argv)
 
 
@@ -78,7 +81,11 @@ def make_context(args: argparse.Namespace) -> RunContext:
         raise SpecError("--overrides must be a JSON object of dotted spec keys")
     spec = load_spec(args.dataset).with_overrides(overrides)
     paths = DatasetPaths.for_spec(spec)
-    return RunContext(spec, parse_run_date(args.run_date), args.run_id, paths, args.run_type)
+    run_date = parse_run_date(args.run_date)
+    history_from = parse_run_date(args.history_from) if args.history_from else None
+    if history_from is not None and history_from > run_date:
+        raise SpecError(f"the history starts ({history_from}) after the run date ({run_date})")
+    return RunContext(spec, run_date, args.run_id, paths, args.run_type, history_from=history_from)
 
 
 def spark_session(app_name: str) -> SparkSession:
@@ -293,6 +300,54 @@ def counting_spark_jobs(spark: SparkSession, group: str) -> Iterator[list[int]]:
     finally:
         count.append(len(context.statusTracker().getJobIdsForGroup(group)))
         context.setLocalProperty("spark.jobGroup.id", None)
+
+
+HISTORY_STATE = "history"  # a day ingested and validated by a history run, no model of its own
+
+
+def run_history(
+    spark: SparkSession,
+    ctx: RunContext,
+    stage: str,
+    run_day: Callable[[SparkSession, RunContext], dict[str, Any]],
+    applies: Callable[[SparkSession, RunContext], bool],
+) -> dict[str, Any]:
+    """Run a stage for every day of `ctx`'s history before the run date, oldest first, in this
+    Spark session: each day's outcome goes to its own run record, as a daily run's would. A day
+    that fails is recorded and skipped (daily runs would have failed it too); days to which the
+    stage does not apply (nothing landed; an earlier stage failed) are passed over. Returns the
+    summary for the run date's record ({} without a history)."""
+    if ctx.history_from is None:
+        return {}
+    days = window_dates(ctx.run_date, (ctx.run_date - ctx.history_from).days + 1)
+    done, failed, passed_over = 0, {}, 0
+    for index, day in enumerate(days[:-1], 1):
+        day_ctx = replace(ctx, run_date=day, history_from=None)
+        if not applies(spark, day_ctx):
+            passed_over += 1
+            continue
+        try:
+            section = run_day(spark, day_ctx)
+        except RetrainError as err:
+            log.warning("%s of %s for %s failed: %s", stage, ctx.spec.name, day, err)
+            _record_failure(day_ctx, stage, str(err))
+            failed[day.isoformat()] = str(err)
+            continue
+        update_run(ctx.spec.name, day, **{stage: section}, state=HISTORY_STATE,
+                   failed_stage=None, error=None, run_id=ctx.run_id)  # fmt: skip
+        done += 1
+        if index % 10 == 0:
+            log.info("%s history of %s: %d of %d days", stage, ctx.spec.name, index, len(days))
+    return {
+        "history": {"from": days[0].isoformat(), "days": done, "failed": failed,
+                    "passed_over": passed_over}
+    }  # fmt: skip
+
+
+def in_history(ctx: RunContext) -> bool:
+    """Whether the day's earlier stages ran in this history run and did not fail."""
+    record = read_run(ctx.spec.name, ctx.run_date)
+    return record.get("run_id") == ctx.run_id and record.get("state") == HISTORY_STATE
 
 
 def _record_failure(ctx: RunContext, stage: str, error: str) -> None:

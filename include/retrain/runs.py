@@ -71,6 +71,18 @@ def data_docs(record: dict[str, Any]) -> dict[str, str]:
 
 def stage_outcome(stage: str, section: dict[str, Any]) -> str:
     """What a finished stage did, in a few words, from its section of the record."""
+    history = section.get("history")
+    if history:
+        failed = history["failed"]
+        return (
+            f"{_day_outcome(stage, section)}; and {history['days']} earlier day(s) from "
+            f"{history['from']}"
+            + (f", {len(failed)} failed ({', '.join(failed)})" if failed else "")
+        )
+    return _day_outcome(stage, section)
+
+
+def _day_outcome(stage: str, section: dict[str, Any]) -> str:
     get = section.get
     warnings = len(get("failed_warning") or [])
     outcomes = {

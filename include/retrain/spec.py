@@ -28,6 +28,7 @@ CLASS_WEIGHTS = ("none", "balanced")
 GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy", "positive_f1")
 GATE_MODES = ("enforce", "dry_run", "off")
 DRIFT_SEVERITIES = ("warning", "critical")
+EMPTY_DAYS = ("fail", "skip")
 PROTECTIONS = ("pseudonymize", "encrypt", "drop")
 FEATURE_TYPES = ("numeric", "categorical", "text", "vector")
 # Schema types each feature type can be read from. A vector is text holding numbers separated
@@ -73,6 +74,12 @@ class Source:
     # Relative to the lake root unless absolute or a URI; partitions are `<path>/ds=YYYY-MM-DD`.
     landing_path: str = ""
     options: dict[str, str] = field(default_factory=dict)
+    # A day's partition may land until this time (UTC, HH:MM) of the next day: a run waits
+    # for it (deferred, no worker slot held) until then, and fails "not landed by" after.
+    landed_by: str = "06:00"
+    # fail: a day with no data fails its run; skip: a feed that has no data on some days
+    # (weekends, holidays) ends such a run successfully with the decision `no_data`.
+    empty_days: str = "fail"
 
 
 @dataclass(frozen=True)
@@ -388,6 +395,16 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
         (spec.text.min_token_length < 1, "text.min_token_length", "must be at least 1"),
         (not _is_regex(spec.text.token_pattern), "text.token_pattern", "is not a valid regex"),
         *_augment_problems(spec),
+        (
+            not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", spec.source.landed_by),
+            "source.landed_by",
+            "must be a time of day, HH:MM (UTC)",
+        ),
+        (
+            spec.source.empty_days not in EMPTY_DAYS,
+            "source.empty_days",
+            f"must be one of {', '.join(EMPTY_DAYS)}",
+        ),
         (
             spec.source.format not in SOURCE_FORMATS,
             "source.format",

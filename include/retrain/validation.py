@@ -100,12 +100,15 @@ def run_suite(
     gx_root: Path,
     run_name: str,
     result_format: str = "BOOLEAN_ONLY",
+    *,
+    deferred_docs: list[Any] | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Validate a Spark or pandas frame against a suite in one checkpoint run.
 
     Returns the result as JSON and the path of its Data Docs page. BOOLEAN_ONLY costs about one
     Spark pass for the whole suite; SUMMARY adds a job per expectation, so callers ask for it
-    only to explain a failure.
+    only to explain a failure. With `deferred_docs`, the page is not built now: the result's
+    identifier is added to the list, for one `build_docs` of many results (a history).
     """
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -135,7 +138,7 @@ def run_suite(
         gx.Checkpoint(
             name=name,
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs")],
+            actions=[] if deferred_docs is not None else [UpdateDataDocsAction(name="data_docs")],
             result_format=result_format,
         )
     )
@@ -145,9 +148,22 @@ def run_suite(
         run_id=gx.RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
     )
     ((identifier, result),) = outcome.run_results.items()
-    urls = context.get_docs_sites_urls(resource_identifier=identifier)
+    if deferred_docs is not None:
+        deferred_docs.append(identifier)
+    urls = context.get_docs_sites_urls(resource_identifier=identifier, only_if_exists=False)
     page = urls[0]["site_url"].removeprefix("file://") if urls else None
     return result.to_json_dict(), page
+
+
+def build_docs(gx_root: Path, identifiers: list[Any]) -> None:
+    """Build the Data Docs pages of results validated with `deferred_docs`, and the index once
+    (building it per result costs a second a day, growing with the site)."""
+    import great_expectations as gx
+
+    if identifiers:
+        gx.get_context(mode="file", project_root_dir=str(gx_root)).build_data_docs(
+            resource_identifiers=identifiers
+        )
 
 
 def describe(item: dict[str, Any]) -> str:
@@ -179,15 +195,21 @@ def failures(result: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def validate(
-    frame: Any, suite_json: dict[str, Any], gx_root: Path, run_name: str
+    frame: Any,
+    suite_json: dict[str, Any],
+    gx_root: Path,
+    run_name: str,
+    deferred_docs: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Run a suite cheaply; if anything failed, once more with SUMMARY to say what and why.
 
     Returns the record section: success (no critical failure), counts, failures, Data Docs page.
     """
-    result, page = run_suite(frame, suite_json, gx_root, run_name)
+    result, page = run_suite(frame, suite_json, gx_root, run_name, deferred_docs=deferred_docs)
     if not result["success"]:
-        result, page = run_suite(frame, suite_json, gx_root, run_name, "SUMMARY")
+        result, page = run_suite(
+            frame, suite_json, gx_root, run_name, "SUMMARY", deferred_docs=deferred_docs
+        )
     critical, warning = failures(result)
     return {
         "suite": suite_json["name"],
