@@ -38,11 +38,13 @@ from retrain.spec import quote
 from retrain.validation import load_suite
 
 log = logging.getLogger(__name__)
+# Days of a history ingested at once: each is a few small jobs that leave cores idle alone.
+INGEST_WORKERS = 3
 
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     """The run date's partition, after the history's days that landed (if it has one)."""
-    history = run_history(spark, ctx, "ingest", ingest_day, landed)
+    history = run_history(spark, ctx, "ingest", ingest_day, landed, workers=INGEST_WORKERS)
     return ingest_day(spark, ctx) | history
 
 

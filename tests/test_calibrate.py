@@ -13,13 +13,13 @@ from retrain.spec import parse_spec
 from tests.feeds import TRIPS, write_trips
 
 FIRST = date(2025, 6, 1)
-HISTORY_DAYS, MONTH_DAYS = 35, 30
+HISTORY_DAYS, MONTH_DAYS = 30, 30
 
 
 def test_thresholds_from_history_pass_an_ordinary_month_and_fail_a_broken_day(spark, tmp_path):
     # 35 days of history, then a month whose last day reports temperatures in Fahrenheit.
     broken = HISTORY_DAYS + MONTH_DAYS - 1
-    write_trips(tmp_path, FIRST, HISTORY_DAYS + MONTH_DAYS, rows=200, fahrenheit=(broken,))
+    write_trips(tmp_path, FIRST, HISTORY_DAYS + MONTH_DAYS, rows=150, fahrenheit=(broken,))
     spec = parse_spec(TRIPS, "trips.yaml")
     lines = []
     measured = calibrate(spark, spec, landed_days(spark, str(tmp_path)), lines.append)

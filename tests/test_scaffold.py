@@ -103,6 +103,7 @@ def test_a_landing_folder_is_sampled_across_days_and_read_as_it_is_written(spark
     ]
     assert result.rows < TRUSTED_ROWS  # the CLI warns
     assert result.data["start_date"] == "2025-06-01"
+    assert result.data["source"]["empty_days"] == "skip"  # the 3rd never landed
     assert result.data["source"]["landing_path"] == "landing/trips"
     assert (result.data["id_column"], result.data["label_column"]) == ("trip_id", "outcome")
     assert result.data["feature_types"]["note"] == "text"

@@ -424,6 +424,12 @@ def _print_scaffold(result: Any, spec_file: Path, suite_folder: Path) -> None:
     print(f"Profiled {result.rows} rows of {result.sample.label}")
     for problem in result.problems:
         print(f"  warning: {problem}")
+    if result.sample.missing_days:
+        print(
+            f"  {result.sample.missing_days} day(s) between the first and the last have no "
+            "partition: source.empty_days is skip (such a day's run ends as no_data; say fail "
+            "if every day must land)"
+        )
     if "multiLine" in result.data["source"]["options"]:
         print("  quoted values hold line breaks: the spec reads the files with multiLine")
     if result.rows < TRUSTED_ROWS:

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -311,36 +312,40 @@ def run_history(
     stage: str,
     run_day: Callable[[SparkSession, RunContext], dict[str, Any]],
     applies: Callable[[SparkSession, RunContext], bool],
+    *,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run a stage for every day of `ctx`'s history before the run date, oldest first, in this
-    Spark session: each day's outcome goes to its own run record, as a daily run's would. A day
-    that fails is recorded and skipped (daily runs would have failed it too); days to which the
-    stage does not apply (nothing landed; an earlier stage failed) are passed over. Returns the
-    summary for the run date's record ({} without a history)."""
+    Spark session (`workers` days at once where days do not depend on each other): each day's
+    outcome goes to its own run record, as a daily run's would. A day that fails is recorded
+    and skipped (daily runs would have failed it too); days to which the stage does not apply
+    (nothing landed; an earlier stage failed) are passed over. Returns the summary for the run
+    date's record ({} without a history)."""
     if ctx.history_from is None:
         return {}
-    days = window_dates(ctx.run_date, (ctx.run_date - ctx.history_from).days + 1)
-    done, failed, passed_over = 0, {}, 0
-    for index, day in enumerate(days[:-1], 1):
-        day_ctx = replace(ctx, run_date=day, history_from=None)
-        if not applies(spark, day_ctx):
-            passed_over += 1
-            continue
+    days = window_dates(ctx.run_date, (ctx.run_date - ctx.history_from).days + 1)[:-1]
+    todo = [replace(ctx, run_date=d, history_from=None) for d in days]
+    todo = [day for day in todo if applies(spark, day)]
+    failed: dict[str, str] = {}
+
+    def attempt(day: RunContext) -> None:
         try:
-            section = run_day(spark, day_ctx)
+            section = run_day(spark, day)
         except RetrainError as err:
-            log.warning("%s of %s for %s failed: %s", stage, ctx.spec.name, day, err)
-            _record_failure(day_ctx, stage, str(err))
-            failed[day.isoformat()] = str(err)
-            continue
-        update_run(ctx.spec.name, day, **{stage: section}, state=HISTORY_STATE,
+            log.warning("%s of %s for %s failed: %s", stage, ctx.spec.name, day.run_date, err)
+            _record_failure(day, stage, str(err))
+            failed[day.run_date.isoformat()] = str(err)
+            return
+        update_run(ctx.spec.name, day.run_date, **{stage: section}, state=HISTORY_STATE,
                    failed_stage=None, error=None, run_id=ctx.run_id)  # fmt: skip
-        done += 1
-        if index % 10 == 0:
-            log.info("%s history of %s: %d of %d days", stage, ctx.spec.name, index, len(days))
+
+    with ThreadPoolExecutor(workers) as pool:  # Spark takes jobs from several threads
+        for done, _ in enumerate(pool.map(attempt, todo), 1):
+            if done % 10 == 0:
+                log.info("%s history of %s: %d of %d days", stage, ctx.spec.name, done, len(todo))
     return {
-        "history": {"from": days[0].isoformat(), "days": done, "failed": failed,
-                    "passed_over": passed_over}
+        "history": {"from": ctx.history_from.isoformat(), "days": len(todo) - len(failed),
+                    "failed": dict(sorted(failed.items())), "passed_over": len(days) - len(todo)}
     }  # fmt: skip
 
 

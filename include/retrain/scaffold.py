@@ -76,6 +76,11 @@ class Sample:
     sampled_days: list[date]
 
     @property
+    def missing_days(self) -> int:
+        """Days between the first and the last landed one that have no partition."""
+        return (max(self.days) - min(self.days)).days + 1 - len(self.days) if self.days else 0
+
+    @property
     def label(self) -> str:
         if not self.days:
             return self.path.name
@@ -359,6 +364,8 @@ def scaffold(
     data["description"] = f"Scaffolded from {sample.label} by retrain new-dataset."
     if sample.days:
         data["start_date"] = min(sample.days).isoformat()  # the first day that landed
+        if sample.missing_days:  # a feed with gaps: a day without data is not a failure
+            data["source"]["empty_days"] = "skip"
         lake = Path(lake_root()).resolve()
         if path.is_relative_to(lake):
             data["source"]["landing_path"] = str(path.relative_to(lake))

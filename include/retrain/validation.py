@@ -94,31 +94,30 @@ def severity_of(expectation: dict[str, Any]) -> str:
     return (expectation.get("meta") or {}).get("severity", CRITICAL)
 
 
-def run_suite(
-    frame: Any,
-    suite_json: dict[str, Any],
-    gx_root: Path,
-    run_name: str,
-    result_format: str = "BOOLEAN_ONLY",
-    *,
-    deferred_docs: list[Any] | None = None,
-) -> tuple[dict[str, Any], str | None]:
-    """Validate a Spark or pandas frame against a suite in one checkpoint run.
+# (GX root, suite name) -> (what it was set up for, context, checkpoint): see `_checkpoint`.
+_CHECKPOINTS: dict[tuple[str, str], tuple[tuple[Any, ...], Any, Any]] = {}
 
-    Returns the result as JSON and the path of its Data Docs page. BOOLEAN_ONLY costs about one
-    Spark pass for the whole suite; SUMMARY adds a job per expectation, so callers ask for it
-    only to explain a failure. With `deferred_docs`, the page is not built now: the result's
-    identifier is added to the list, for one `build_docs` of many results (a history).
-    """
+
+def _checkpoint(
+    gx_root: str, suite_json: dict[str, Any], is_spark: bool, result_format: str, docs: bool
+) -> tuple[Any, Any]:
+    """(GX context, checkpoint) for a suite, set up once and reused while nothing about it
+    changes, as a history validates the same raw suite day after day (the setup writes GX's
+    config files: ~0.4 s each time). Anything else rebuilds it: GX refuses to run a checkpoint
+    whose stored suite or settings changed since it was loaded."""
+    setup = (json.dumps(suite_json, sort_keys=True), is_spark, result_format, docs)
+    key = (gx_root, suite_json["name"])
+    cached = _CHECKPOINTS.get(key)
+    if cached and cached[0] == setup:
+        return cached[1], cached[2]
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="file", project_root_dir=str(gx_root))
+    context = gx.get_context(mode="file", project_root_dir=gx_root)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs clean
     suite = context.suites.add_or_update(ExpectationSuite(**suite_json))
-    is_spark = type(frame).__module__.startswith("pyspark")
     source = (
         context.data_sources.add_or_update_spark("spark")
         if is_spark
@@ -138,9 +137,35 @@ def run_suite(
         gx.Checkpoint(
             name=name,
             validation_definitions=[definition],
-            actions=[] if deferred_docs is not None else [UpdateDataDocsAction(name="data_docs")],
+            actions=[UpdateDataDocsAction(name="data_docs")] if docs else [],
             result_format=result_format,
         )
+    )
+    _CHECKPOINTS[key] = (setup, context, checkpoint)
+    return context, checkpoint
+
+
+def run_suite(
+    frame: Any,
+    suite_json: dict[str, Any],
+    gx_root: Path,
+    run_name: str,
+    result_format: str = "BOOLEAN_ONLY",
+    *,
+    deferred_docs: list[Any] | None = None,
+) -> tuple[dict[str, Any], str | None]:
+    """Validate a Spark or pandas frame against a suite in one checkpoint run.
+
+    Returns the result as JSON and the path of its Data Docs page. BOOLEAN_ONLY costs about one
+    Spark pass for the whole suite; SUMMARY adds a job per expectation, so callers ask for it
+    only to explain a failure. With `deferred_docs`, the page is not built now: the result's
+    identifier is added to the list, for one `build_docs` of many results (a history).
+    """
+    import great_expectations as gx
+
+    is_spark = type(frame).__module__.startswith("pyspark")
+    context, checkpoint = _checkpoint(
+        str(gx_root), suite_json, is_spark, result_format, deferred_docs is None
     )
     outcome = checkpoint.run(
         batch_parameters={"dataframe": frame},
