@@ -14,6 +14,7 @@ import yaml
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
+from retrain.cli import _run_summary
 from retrain.dag_factory import (
     PARAM_KEYS,
     STAGES,
@@ -27,7 +28,7 @@ from retrain.dag_factory import (
 )
 from retrain.local_airflow import SPARK_POOL
 from retrain.paths import REPO_ROOT
-from retrain.runs import read_run
+from retrain.runs import read_run, update_run
 from retrain.spec import SpecError, load_spec
 
 
@@ -291,6 +292,7 @@ def test_a_day_that_has_not_landed_waits_deferred_then_fails_or_is_no_data(tmp_p
         sensor.execute(context)
     record = read_run("late", long_ago)
     assert (record["state"], record["landing"]["decision"]) == ("success", "no_data")
+    assert _run_summary(record)["decision"] == "no_data"  # what `retrain run` and status say
     # Landed (a data file, not only an empty or hidden one): on at once, the no_data gone.
     folder = tmp_path / "home" / "lake" / "landing" / "late" / f"ds={yesterday}"
     folder.mkdir(parents=True)
@@ -302,3 +304,5 @@ def test_a_day_that_has_not_landed_waits_deferred_then_fails_or_is_no_data(tmp_p
     (folder / "part-0.csv").write_text("id,label\n")
     sensor.execute(context)
     assert read_run("late", yesterday)["landing"] == {"partition": str(folder)}
+    update_run("late", yesterday, evaluate={"decision": "publish", "reason": "first model"})
+    assert _run_summary(read_run("late", yesterday))["decision"] == "publish"

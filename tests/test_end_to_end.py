@@ -369,7 +369,8 @@ def test_a_run_waits_while_another_holds_the_dataset_and_a_killed_ones_claim_is_
     gone.wait()
     claim.write_text(json.dumps(held | {"cli_pid": gone.pid}))
     # Before the DAG's start_date (2026-01-01), which bounds the schedule, not a `retrain run`;
-    # nothing landed, so ingest rejects it at once: the claim is what is tested.
+    # nothing landed, long past its landed_by, so the landing task fails it at once: the claim
+    # is what is tested.
     no_landing = date(2025, 12, 9)
     freed = retrain(home, "run", "digits", "--date", str(no_landing), expect=1)
     assert (
@@ -379,5 +380,7 @@ def test_a_run_waits_while_another_holds_the_dataset_and_a_killed_ones_claim_is_
     runs = {r: (s, t) for r, s, t in airflow_runs(home)}
     assert runs[holder_id][0] == "failed"
     last_id, (state, tasks) = list(runs.items())[-1]
-    assert tasks["claim"] == "success" and tasks["ingest"] == "failed" and state == "failed"
+    assert tasks["claim"] == "success" and tasks["landing"] == "failed" and state == "failed"
+    assert tasks["ingest"] == "upstream_failed"
+    assert "had not landed by 2025-12-10 06:00 UTC" in freed.stdout
     assert json.loads(claim.read_text())["run_id"] == last_id

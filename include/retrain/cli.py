@@ -242,7 +242,8 @@ def _no_stage_ran(dataset: str, run_date: date, dag_run: Any) -> dict[str, Any]:
 
 def _run_summary(record: dict[str, Any]) -> dict[str, Any]:
     evaluation = record.get("evaluate") or {}
-    decided = record.get("landing") or evaluation  # a day with no data never reaches the gate
+    landing = record.get("landing") or {}
+    decided = landing if landing.get("decision") else evaluation  # no_data: no gate to decide
     return {
         "run_date": record.get("run_date"),
         "state": record.get("state", "unknown"),
