@@ -207,16 +207,19 @@ def suggest_suites_from(
 ) -> dict[str, dict[str, Any]]:
     """Starting suites from the usable rows of some days ({day: (path, files)}), read as ingest
     reads a partition; row-count bands from the days' own counts."""
-    parts = [
-        usable_rows(spark, spec, path, files).withColumn("ds", F.lit(day.isoformat()))
-        for day, (path, files) in days.items()
-    ]
-    usable = reduce(DataFrame.unionByName, parts).cache()
+    parts = {day: usable_rows(spark, spec, path, files) for day, (path, files) in days.items()}
+    # The cached rows carry no day column: a day added before the cache made Catalyst's
+    # constraint propagation over the row checks run the driver out of memory (64 columns).
+    usable = reduce(DataFrame.unionByName, parts.values()).cache()
     try:
-        daily = [r["count"] for r in usable.groupBy("ds").count().collect()]
-        features = build_features(spark, usable, spec)
+        daily = [part.count() for part in parts.values()]  # one day: served by the cache
+        dated = [
+            (usable if len(parts) == 1 else part).withColumn("ds", F.lit(day.isoformat()))
+            for day, part in parts.items()
+        ]
+        features = build_features(spark, reduce(DataFrame.unionByName, dated), spec)
         return {
-            "raw": suggest_suite(usable.drop("ds"), spec, "raw", source, daily),
+            "raw": suggest_suite(usable, spec, "raw", source, daily),
             "features": suggest_suite(
                 features, spec, "features", f"the features of {source}", daily, spec.window_days
             ),
