@@ -43,24 +43,24 @@ def test_suggested_raw_suite_describes_the_day(spark, landed):
     assert suites["raw"]["meta"]["rows"] == 40  # the unparseable row is not profiled
     (band,) = raw["expect_table_row_count_to_be_between"]
     assert (band["kwargs"]["min_value"], band["kwargs"]["max_value"]) == (20, 80)
-    assert band["meta"]["severity"] == "warning"  # one day's count
+    assert band["severity"] == "warning"  # one day's count
     (columns,) = raw["expect_table_columns_to_match_set"]
     assert columns["kwargs"]["column_set"] == ["id", "label", "x", "y"]
     nulls = {e["kwargs"]["column"]: e for e in raw["expect_column_values_to_not_be_null"]}
-    assert nulls["id"]["meta"]["severity"] == "critical"
-    assert nulls["y"]["meta"]["severity"] == "warning"  # 4 of 40 are empty
+    assert nulls["id"]["severity"] == "critical"
+    assert nulls["y"]["severity"] == "warning"  # 4 of 40 are empty
     assert nulls["y"]["kwargs"]["mostly"] == 0.81  # 90% of the observed 0.9, rounded down
     assert "label" not in nulls  # unlabelled rows have their own limit in the spec
     (label_set,) = [
         e for e in raw["expect_column_values_to_be_in_set"] if e["kwargs"]["column"] == "label"
     ]
     assert label_set["kwargs"]["value_set"] == ["a", "b"]
-    assert label_set["meta"]["severity"] == "critical"
+    assert label_set["severity"] == "critical"
     (x_range,) = [
         e for e in raw["expect_column_values_to_be_between"] if e["kwargs"]["column"] == "x"
     ]
     assert (x_range["kwargs"]["min_value"], x_range["kwargs"]["max_value"]) == (0.5, 6.5)
-    assert x_range["meta"]["severity"] == "warning"
+    assert x_range["severity"] == "warning"
     assert [e["kwargs"]["column"] for e in raw["expect_column_values_to_be_unique"]] == ["id"]
     types = {
         e["kwargs"]["column"]: e["kwargs"]["type_"]

@@ -183,7 +183,8 @@ def drift_suite(
                 {
                     "type": "expect_column_max_to_be_between",
                     "kwargs": kwargs,
-                    "meta": {"severity": severity, "check": what},
+                    "severity": severity,
+                    "meta": {"check": what},
                 }
             )
 

@@ -30,10 +30,8 @@ ROW_BAND = (0.5, 2.0)  # the suggested row-count band around the sample's daily 
 
 
 def _expectation(kind: str, severity: str, note: str = "", **kwargs: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {"severity": severity}
-    if note:
-        meta["notes"] = note
-    return {"type": kind, "kwargs": kwargs, "meta": meta}
+    expectation = {"type": kind, "kwargs": kwargs, "severity": severity}
+    return expectation | ({"meta": {"notes": note}} if note else {})
 
 
 def _plain(value: Any) -> Any:

@@ -1,8 +1,9 @@
 """Great Expectations suites: where they live, running one inside a Spark job, reading results.
 
 A dataset has two GX 1.x suites as JSON, `raw.json` (the ingested partition) and
-`features.json` (the preprocessed window). Each expectation may carry `meta.severity`:
-`critical` (the default) fails the run, `warning` is recorded and shown only.
+`features.json` (the preprocessed window). Each expectation may carry GX's own `severity`:
+`critical` (GX's default) fails the run, `warning` and `info` are recorded and shown only.
+`meta.severity`, the field this project used before GX had one, is read as an alias.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from retrain.spec import SpecError, spec_dirs
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 SUITES = ("raw", "features")
-CRITICAL, WARNING = "critical", "warning"
+CRITICAL, WARNING, INFO = "critical", "warning", "info"  # GX's FailureSeverity values
+SEVERITIES = (CRITICAL, WARNING, INFO)
 
 
 def suite_dirs(dataset: str) -> list[Path]:
@@ -60,9 +62,6 @@ def load_suite(dataset: str, suite: str) -> dict[str, Any]:
         raise SpecError(f"{path}: a GX suite needs a 'name' and a list of 'expectations'")
     for index, item in enumerate(suite_json["expectations"]):
         where = f"{path}: expectation {index} ({item.get('type')})"
-        severity = severity_of(item)
-        if severity not in (CRITICAL, WARNING):
-            raise SpecError(f"{where} has severity {severity!r}; use '{CRITICAL}' or '{WARNING}'")
         kwargs = item.get("kwargs") or {}
         condition = kwargs.get("row_condition", item.get("row_condition"))
         if kwargs.get("condition_parser", item.get("condition_parser")) == "spark":
@@ -76,7 +75,7 @@ def load_suite(dataset: str, suite: str) -> dict[str, Any]:
                 "row rules to every row: make it a 'warning' (GX then checks it with the "
                 "condition) or drop the condition"
             )
-    return suite_json
+    return with_native_severity(suite_json, str(path))
 
 
 def is_row_rule(expectation: dict[str, Any]) -> bool:
@@ -91,7 +90,30 @@ def is_row_rule(expectation: dict[str, Any]) -> bool:
 
 
 def severity_of(expectation: dict[str, Any]) -> str:
-    return (expectation.get("meta") or {}).get("severity", CRITICAL)
+    """GX's `severity` of an expectation (or of a result's `expectation_config`), else the
+    `meta.severity` alias, else GX's default, critical."""
+    return expectation.get("severity") or (expectation.get("meta") or {}).get("severity", CRITICAL)
+
+
+def with_native_severity(suite_json: dict[str, Any], where: str) -> dict[str, Any]:
+    """The suite with each expectation's severity in GX's own field, so that GX's results carry
+    it, and `meta.severity` dropped; the two must not disagree where both are given."""
+    expectations = []
+    for index, item in enumerate(suite_json["expectations"]):
+        what = f"{where}: expectation {index} ({item.get('type')})"
+        meta = dict(item.get("meta") or {})
+        native, alias = item.get("severity"), meta.pop("severity", None)
+        if native and alias and native != alias:
+            raise SpecError(
+                f"{what} has severity {native!r} and meta.severity {alias!r}: keep GX's "
+                "'severity' only"
+            )
+        severity = native or alias or CRITICAL
+        if severity not in SEVERITIES:
+            allowed = ", ".join(repr(s) for s in SEVERITIES)
+            raise SpecError(f"{what} has severity {severity!r}; use one of {allowed}")
+        expectations.append(item | {"severity": severity, "meta": meta})
+    return suite_json | {"expectations": expectations}
 
 
 # (GX root, suite name) -> (what it was set up for, context, checkpoint): see `_checkpoint`.
@@ -163,6 +185,7 @@ def run_suite(
     """
     import great_expectations as gx
 
+    suite_json = with_native_severity(suite_json, suite_json["name"])
     is_spark = type(frame).__module__.startswith("pyspark")
     context, checkpoint = _checkpoint(
         str(gx_root), suite_json, is_spark, result_format, deferred_docs is None
@@ -211,12 +234,15 @@ def describe(item: dict[str, Any]) -> str:
 
 
 def failures(result: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(critical, warning) descriptions of the expectations that failed."""
-    failed: dict[str, list[str]] = {CRITICAL: [], WARNING: []}
+    """(critical, other) descriptions of the expectations that failed, by the severity GX
+    reports in each result (warning and info are both only reported)."""
+    critical: list[str] = []
+    other: list[str] = []
     for item in result["results"]:
         if not item["success"]:
-            failed[severity_of(item["expectation_config"])].append(describe(item))
-    return failed[CRITICAL], failed[WARNING]
+            is_critical = severity_of(item["expectation_config"]) == CRITICAL
+            (critical if is_critical else other).append(describe(item))
+    return critical, other
 
 
 def validate(

@@ -89,16 +89,17 @@ def test_digits_features_suite_passes_a_window_and_fails_a_missing_class(
     assert critical[0].startswith("expect_column_distinct_values_to_equal_set(column='label'")
 
 
-def test_warning_severity_is_recorded_but_not_critical(spark, tmp_path):
+@pytest.mark.parametrize(
+    "how", [{"severity": "warning"}, {"meta": {"severity": "warning"}}, {"severity": "info"}]
+)
+def test_a_non_critical_severity_is_recorded_but_not_critical(spark, tmp_path, how):
+    """GX's own `severity` field, or the older `meta.severity`: GX's result carries it."""
     suite = {
         "name": "toy_raw",
         "expectations": [
             {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}},
-            {
-                "type": "expect_column_max_to_be_between",
-                "kwargs": {"column": "x", "max_value": 1},
-                "meta": {"severity": "warning"},
-            },
+            {"type": "expect_column_max_to_be_between", "kwargs": {"column": "x", "max_value": 1}}
+            | how,
         ],
     }
     frame = spark.createDataFrame([(1, 5.0), (2, 0.0)], "id long, x double")
@@ -106,6 +107,7 @@ def test_warning_severity_is_recorded_but_not_critical(spark, tmp_path):
     critical, warning = failures(result)
     assert critical == []
     assert warning == ["expect_column_max_to_be_between(column='x', max_value=1.0): observed 5.0"]
+    assert result["results"][1]["expectation_config"]["severity"] == how.get("severity", "warning")
 
 
 def test_missing_or_broken_suites_are_clear_errors(home):
@@ -115,7 +117,11 @@ def test_missing_or_broken_suites_are_clear_errors(home):
     path.write_text(
         json.dumps({"name": "t", "expectations": [{"type": "x", "meta": {"severity": "fatal"}}]})
     )
-    with pytest.raises(SpecError, match="has severity 'fatal'; use 'critical' or 'warning'"):
+    with pytest.raises(SpecError, match="has severity 'fatal'; use one of 'critical', 'warn"):
+        load_suite("toy", "raw")
+    both = {"type": "x", "severity": "critical", "meta": {"severity": "warning"}}
+    path.write_text(json.dumps({"name": "t", "expectations": [both]}))
+    with pytest.raises(SpecError, match="severity 'critical' and meta.severity 'warning'"):
         load_suite("toy", "raw")
 
 
