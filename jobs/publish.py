@@ -15,14 +15,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import tempfile
+import time
+from base64 import b64decode
+from pathlib import Path
 from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from retrain import registry
-from retrain.job import DataRejected, RetrainError, RunContext, is_complete, main
+from retrain.errors import DataRejected, RetrainError
+from retrain.job import RunContext, main
+from retrain.lake import is_complete, read_object
+from retrain.report import REPORT_DATA, REPORT_PAGE
 from retrain.runs import read_run
+from retrain.spec import quote
+
+EXAMPLE_ROWS = 5  # rows of the input example logged with the model
+REPORT_ARTIFACTS = "report"  # the run's artifact folder of the decision report and its figures
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +68,104 @@ def lineage_tags(
     }
 
 
-def register(
-    model: PipelineModel, ctx: RunContext, record: dict[str, Any], tags: dict[str, str]
-) -> str:
-    """Log the model with its params and metrics as one MLflow run; return the new version."""
+def model_io(spark: SparkSession, model: PipelineModel, ctx: RunContext) -> tuple[Any, Any]:
+    """(signature, input example) from a few training rows: the signature from the features the
+    model reads and the prediction it gives them; the example without the spec's sensitive
+    columns (None when every feature is one)."""
+    from mlflow.models import infer_signature
+
+    spec = ctx.spec
+    inputs = [quote(c) for c in spec.feature_columns]
+    rows = (
+        spark.read.parquet(ctx.paths.features(ctx.run_date))
+        .filter("split = 'train'")
+        .select(*inputs)
+        .limit(EXAMPLE_ROWS)
+        .cache()
+    )
+    signature = infer_signature(rows, model.transform(rows).select("prediction"))
+    shown = [quote(c) for c in spec.feature_columns if c not in spec.sensitive]
+    example = rows.select(*shown).toPandas() if shown else None
+    rows.unpersist()
+    if example is not None:  # arrays (vector features) as plain lists, as JSON holds them
+        example = example.apply(lambda column: column.map(_plain))
+    return signature, example
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def log_run(record: dict[str, Any]) -> None:
+    """The active MLflow run: both models' metrics, the gate metric, the loss per epoch as step
+    metrics, the decision report and its figures as artifacts."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    evaluation, train = record["evaluate"], record["train"]
+    mlflow.log_params({f"model.{k}": v for k, v in train["params"].items()})
+    metrics = {k: v for k, v in evaluation["candidate"].items() if v is not None}
+    champion = evaluation.get("champion") or {}
+    metrics |= {f"champion_{k}": v for k, v in champion.items() if v is not None}
+    metrics["gate_value"] = evaluation["candidate"][evaluation["metric"]]
+    mlflow.log_metrics(metrics)
+    loss, now = train.get("loss") or {}, int(time.time() * 1000)
+    steps = [
+        Metric(name, value, now, step)
+        for name in ("train_loss", "validation_loss")
+        for step, value in enumerate(loss.get(name) or [], 1)
+        if value is not None
+    ]
+    if steps:
+        mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=steps)
+    report = evaluation.get("report")
+    page = read_object(report) if report else None
+    if page is not None:
+        mlflow.log_text(page, f"{REPORT_ARTIFACTS}/{REPORT_PAGE}")
+        data = read_object(report.rsplit("/", 1)[0] + f"/{REPORT_DATA}")
+        if data is not None:
+            mlflow.log_text(data, f"{REPORT_ARTIFACTS}/{REPORT_DATA}")
+        for name, png in figures(page).items():
+            _log_bytes(png, f"{REPORT_ARTIFACTS}/{name}.png")
+
+
+def figures(page: str) -> dict[str, bytes]:
+    """The report's figures (inline PNGs), by a file name made from their alt text."""
+    found = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
+    return {re.sub(r"[^a-z0-9]+", "_", alt.lower()).strip("_"): b64decode(data)
+            for alt, data in found}  # fmt: skip
+
+
+def _log_bytes(content: bytes, artifact: str) -> None:
     import mlflow
 
-    evaluation = record["evaluate"]
+    folder, name = artifact.rsplit("/", 1)
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / name).write_bytes(content)
+        mlflow.log_artifact(str(Path(scratch) / name), folder)
+
+
+def register(
+    spark: SparkSession,
+    model: PipelineModel,
+    ctx: RunContext,
+    record: dict[str, Any],
+    tags: dict[str, str],
+) -> tuple[str, str]:
+    """Log the run and the model as one MLflow run; return the new version and its logged
+    model's id."""
+    import mlflow
+
+    signature, example = model_io(spark, model, ctx)
     with mlflow.start_run(
         experiment_id=registry.experiment_id(ctx.spec.name),
         run_name=f"{ctx.spec.name}-{ctx.run_date}",
     ):
-        mlflow.log_params({f"model.{k}": v for k, v in record["train"]["params"].items()})
-        mlflow.log_metrics({k: v for k, v in evaluation["candidate"].items() if v is not None})
+        log_run(record)
         mlflow.set_tags(tags)
-        return registry.log_signed_model(model, ctx.spec.registered_model_name, tags)
+        return registry.log_model_with_manifest(
+            model, ctx.spec.registered_model_name, tags, signature, example
+        )
 
 
 def hold_back_reason(ctx: RunContext, champion: Any | None) -> str | None:
@@ -102,14 +197,15 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     fp = fingerprint(record, spec_hash, code_version)
     existing = registry.find_version(name, fp)
     if existing is not None:
-        version = str(existing.version)
+        version, model_id = str(existing.version), registry.logged_model_id(existing)
         with registry.verified_copy(name, version):  # refused (not retried) if tampered with
             log.info("version %s of %s already holds this candidate and verifies", version, name)
     else:
         if not is_complete(spark, ctx.paths.candidate(ctx.run_date)):
             raise RetrainError(f"the candidate model of {ctx.run_date} is missing; rerun train")
         model = PipelineModel.load(ctx.paths.candidate(ctx.run_date))
-        version = register(model, ctx, record, lineage_tags(record, spec_hash, code_version, fp))
+        tags = lineage_tags(record, spec_hash, code_version, fp)
+        version, model_id = register(spark, model, ctx, record, tags)
     champion = registry.champion_version(name)
     compared = evaluation.get("champion_version")
     current = int(champion.version) if champion is not None else None
@@ -122,15 +218,16 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
             )
         held_back = hold_back_reason(ctx, champion)
         if held_back is None:
-            import mlflow
-
-            mlflow.MlflowClient().set_registered_model_alias(name, registry.CHAMPION, version)
+            registry.set_alias(name, registry.CHAMPION, version)
             moved = True
         else:
             log.info("version %s registered, champion left as it is: %s", version, held_back)
+    if evaluation["decision"] != "publish":  # rejected or dry run: the one to look at next
+        registry.set_alias(name, registry.CHALLENGER, version)
     return {
         "model": name,
         "version": version,
+        "model_id": model_id,
         "registered": existing is None,
         "champion_moved": moved,
         "champion_version": version if moved else (str(current) if current else None),

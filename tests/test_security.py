@@ -159,7 +159,9 @@ def test_a_published_model_is_signed_and_loads(published, capsys):
     loaded = registry.load_champion("retrain_toy")
     assert str(loaded[0].version) == version and loaded[1].stages[0].labels == ["a", "b"]
     code, out = verify_cli(capsys)
-    assert code == 0 and re.search(r"retrain_toy version 1: signature and \d+ files verified", out)
+    assert code == 0 and re.search(
+        r"retrain_toy version 1: integrity manifest \(HMAC\) and \d+ files verified", out
+    )
 
 
 def test_one_flipped_byte_is_refused_by_loading_and_verify(published, capsys):
@@ -234,7 +236,7 @@ def test_hostile_column_names_are_quoted_end_to_end(spark, home):
     assert ingest.run(spark, ctx)["rows_valid"] == 40
     raw = spark.read.parquet(ctx.paths.raw(ctx.run_date))
     assert raw.columns == list(schema)
-    from retrain.job import set_validated
+    from retrain.lake import set_validated
 
     set_validated(spark, ctx.paths.raw(ctx.run_date), True)
     preprocess.run(spark, ctx)

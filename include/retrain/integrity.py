@@ -1,4 +1,5 @@
-"""Signed models: a published model is loaded only if every file is exactly what was signed.
+"""Integrity manifests: a published model is loaded only if every file is exactly what was
+signed. (MLflow's "signature" is something else: the model's input and output schema.)
 
 Publishing writes a manifest of the SHA-256 digest of every file of the model directory and
 signs it with HMAC-SHA256 under the `sign` key (retrain.keys). Loading verifies first: a changed,
@@ -13,7 +14,7 @@ import hmac
 import json
 from pathlib import Path
 
-from retrain.job import DataRejected
+from retrain.errors import DataRejected
 from retrain.keys import derived_key
 
 MANIFEST = "retrain_manifest.json"

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from retrain import __version__, integrity
-from retrain.job import RetrainError
+from retrain.errors import RetrainError
 from retrain.paths import REPO_ROOT, home
 
-CHAMPION = "champion"
+CHAMPION = "champion"  # the published model every scoring run uses
+CHALLENGER = "challenger"  # the latest candidate the gate rejected or only dry-ran
 MODEL_ARTIFACT = "model"
 REQUEST_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}  # fmt: skip
@@ -129,30 +130,72 @@ def find_version(model_name: str, fingerprint: str) -> Any | None:
     return found[0] if found else None
 
 
-def log_signed_model(model: Any, model_name: str, tags: dict[str, str]) -> str:
-    """Save, sign and log `model` (a Spark PipelineModel) in the active MLflow run, register
-    it under `model_name` with its tags in the same call (a crash cannot leave an untagged
-    version a rerun would not find), and return the new version."""
-    import mlflow
+def log_model_with_manifest(
+    model: Any,
+    model_name: str,
+    tags: dict[str, str],
+    signature: Any,
+    input_example: Any | None,
+) -> tuple[str, str]:
+    """Log `model` (a Spark PipelineModel) in the active MLflow run as an MLflow 3 LoggedModel
+    with its signature and input example, the integrity manifest and its HMAC written into the
+    model's files before they are uploaded, and register it under `model_name` with its tags in
+    the same call (a crash cannot leave an untagged version a rerun would not find). Returns
+    (version, logged model id)."""
     import mlflow.spark
     import pyspark
+    from mlflow.models import Model
 
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch) / MODEL_ARTIFACT
+    class SparkWithManifest:
+        """MLflow's Spark flavor, plus the manifest over everything it saved."""
+
+        __name__ = "mlflow.spark"
+
+        @staticmethod
+        def save_model(path: str, mlflow_model: Any, **kwargs: Any) -> None:
+            kwargs.pop("validate_serving_input", None)
+            mlflow.spark.save_model(path=path, mlflow_model=mlflow_model, **kwargs)
+            integrity.sign(Path(path), model_name)
+
+    info = Model.log(
+        artifact_path=None,
+        name=MODEL_ARTIFACT,
+        flavor=SparkWithManifest,
+        flavor_name="spark",
+        registered_model_name=model_name,
+        tags=tags,
+        spark_model=model,
+        signature=signature,
+        input_example=input_example,
         # Inferring requirements costs seconds per publish; the pin is what matters.
-        mlflow.spark.save_model(
-            model, str(folder), pip_requirements=[f"pyspark=={pyspark.__version__}"]
-        )
-        integrity.sign(folder, model_name)
-        mlflow.log_artifacts(str(folder), MODEL_ARTIFACT)
-    run_id = mlflow.active_run().info.run_id
-    registered = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", model_name, tags=tags)
-    return str(registered.version)
+        pip_requirements=[f"pyspark=={pyspark.__version__}"],
+        # Checking the example by serving it would start a second model load; the signature
+        # was inferred from the same rows scored by the model.
+        validate_serving_input=False,
+    )
+    return str(info.registered_model_version), info.model_id
+
+
+def logged_model_id(version: Any) -> str | None:
+    """The LoggedModel behind a registered version (the SQL store leaves `model_id` empty and
+    keeps it in the version's source, `models:/<id>`)."""
+    source = version.source or ""
+    return version.model_id or (
+        source.removeprefix("models:/") if source.startswith("models:/m-") else None
+    )
+
+
+def set_alias(model_name: str, alias: str, version: str) -> None:
+    from mlflow import MlflowClient
+
+    with _asking(f"the {alias} alias of {model_name}"):
+        MlflowClient().set_registered_model_alias(model_name, alias, version)
 
 
 @contextmanager
 def verified_copy(model_name: str, version: str) -> Iterator[Path]:
-    """A local copy of one registered version, verified against its signature (ModelRefused)."""
+    """A local copy of one registered version, verified against its integrity manifest
+    (ModelRefused)."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -166,7 +209,8 @@ def verified_copy(model_name: str, version: str) -> Iterator[Path]:
 
 
 def load_version(model_name: str, version: str) -> Any:
-    """The Spark PipelineModel of one version, loaded only after its signature checks out."""
+    """The Spark PipelineModel of one version, loaded only after its integrity manifest checks
+    out."""
     import mlflow.spark
 
     with verified_copy(model_name, version) as folder:
