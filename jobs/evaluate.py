@@ -10,18 +10,19 @@ and the run's report (HTML + JSON).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
 from retrain import registry
-from retrain.job import RetrainError, RunContext, is_complete, main
+from retrain.errors import RetrainError
+from retrain.job import RunContext, main
+from retrain.lake import is_complete
 from retrain.metrics import HEADLINE, bootstrap_difference, classification_metrics, prepare
 from retrain.model import PREDICTED_LABEL, labels_of
 from retrain.report import write_report
-from retrain.runs import read_run
+from retrain.runs import read_run, run_folder
 from retrain.spec import Gate, Spec
 
 PUBLISH, REJECT, DRY_RUN = "publish", "reject", "dry_run"
@@ -129,17 +130,13 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         "decision": decision,
         "reason": reason,
     }
-    run_dir = ctx.paths.run_dir(ctx.run_date)
-    loss_file = run_dir / "loss.json"  # written by train
-    loss = json.loads(loss_file.read_text()) if loss_file.exists() else {}
-    section["report"] = str(
-        write_report(
-            run_dir,
-            record=read_run(spec.name, ctx.run_date) | {"evaluate": section},
-            details={"candidate": candidate, "champion": champion_metrics},
-            loss=loss,
-            history=registry.version_history(spec.registered_model_name),
-        )
+    record = read_run(spec.name, ctx.run_date)
+    section["report"] = write_report(
+        run_folder(spec.name, ctx.run_date),
+        record=record | {"evaluate": section},
+        details={"candidate": candidate, "champion": champion_metrics},
+        loss=(record.get("train") or {}).get("loss") or {},
+        history=registry.version_history(spec.registered_model_name),
     )
     return section
 

@@ -16,16 +16,9 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retrain.job import (
-    DataRejected,
-    RetrainError,
-    RunContext,
-    exists,
-    list_landing,
-    main,
-    run_history,
-    write_partition,
-)
+from retrain.errors import DataRejected, RetrainError
+from retrain.job import RunContext, main, run_history
+from retrain.lake import exists, list_landing, write_partition
 from retrain.landing import (
     PROBLEM,
     check_rows,

@@ -14,8 +14,10 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from retrain.errors import DataRejected, RetrainError
 from retrain.features import build_features
-from retrain.job import DataRejected, RetrainError, RunContext, is_validated, main, write_partition
+from retrain.job import RunContext, main
+from retrain.lake import is_validated, write_partition
 from retrain.paths import window_dates
 from retrain.spec import quote
 from retrain.validation import load_suite, validate

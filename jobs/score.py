@@ -15,8 +15,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from retrain import registry
+from retrain.errors import RetrainError
 from retrain.features import model_inputs
-from retrain.job import RetrainError, RunContext, is_validated, main, write_partition
+from retrain.job import RunContext, main
+from retrain.lake import is_validated, write_partition
 from retrain.model import PREDICTED_LABEL
 from retrain.spec import quote
 

@@ -7,15 +7,16 @@ candidate is written to the run date's candidate path, its loss history to the r
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from retrain import registry
+from retrain.errors import DataRejected, RetrainError
 from retrain.features import augment_training
-from retrain.job import DataRejected, RetrainError, RunContext, is_complete, main, save_model
+from retrain.job import RunContext, main
+from retrain.lake import is_complete, save_model
 from retrain.model import ModelError, fit_pipeline, labels_of, training_history
 
 
@@ -43,9 +44,6 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     fit_seconds = time.monotonic() - started
     save_model(spark, model, ctx.paths.candidate(ctx.run_date))
     history = training_history(model)
-    run_dir = ctx.paths.run_dir(ctx.run_date)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "loss.json").write_text(json.dumps(history))
     losses, validation_losses = history["train_loss"], history["validation_loss"]
     return {
         "train_rows": rows,
@@ -63,6 +61,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         "best_validation_loss": min(validation_losses) if validation_losses else None,
         "model_path": ctx.paths.candidate(ctx.run_date),
         "params": dataclasses.asdict(spec.model),
+        "loss": history,  # per epoch: evaluate's report and publish's step metrics read it here
     }
 
 

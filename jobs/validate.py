@@ -20,20 +20,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retrain.drift import drift_stats, drift_suite
-from retrain.job import (
-    DataRejected,
-    RetrainError,
-    RunContext,
-    counting_spark_jobs,
-    in_history,
-    is_complete,
-    is_validated,
-    main,
-    run_history,
-    set_validated,
-)
+from retrain.errors import DataRejected, RetrainError
+from retrain.job import RunContext, counting_spark_jobs, in_history, main, run_history
+from retrain.lake import is_complete, is_validated, set_validated, write_object
 from retrain.paths import window_dates
-from retrain.runs import update_run
+from retrain.runs import run_folder, update_run
 from retrain.validation import build_docs, load_suite, validate
 
 log = logging.getLogger(__name__)
@@ -66,12 +57,14 @@ def check_drift(
 
 
 def _save(ctx: RunContext, name: str, section: dict[str, Any]) -> dict[str, Any]:
-    """Keep the full GX result beside the run record; the record keeps the summary."""
+    """Keep the full GX result beside the run record in the lake; the record keeps the
+    summary."""
     result = section.pop("result", None)
     if result is not None:
-        folder = ctx.paths.run_dir(ctx.run_date)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"validation_{name}.json").write_text(json.dumps(result, indent=2, default=str))
+        write_object(
+            f"{run_folder(ctx.spec.name, ctx.run_date)}/validation_{name}.json",
+            json.dumps(result, indent=2, default=str),
+        )
     return section
 
 

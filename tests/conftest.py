@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from pyspark.sql import SparkSession
 
-from tests.helpers import write_toy_suites
+from retrain import registry
+from tests.helpers import EARLIER, LATER, TOY, land_candidate, toy_spec, write_toy_suites
 
 # py4j logs its shutdown after pytest has closed the captured streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -43,3 +45,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RETRAIN_DATASETS_PATH", str(tmp_path / "specs"))
     write_toy_suites(tmp_path / "specs")
     return tmp_path / "home"
+
+
+@pytest.fixture
+def toy_lake(spark, home):
+    """Both days landed for the toy dataset; the gate publishes whatever is at least as good."""
+    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
+    spec = toy_spec(gate={"min_test_rows": 1, "min_f1": 0.5, "bootstrap_resamples": 0})
+    for day in (EARLIER, LATER):
+        land_candidate(spark, spec, day)
+    registry.configure()
+    return spec

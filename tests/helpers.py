@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,9 +14,37 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+from pyspark.sql import functions as F
+
+from retrain.features import build_features
 from retrain.job import RunContext
+from retrain.lake import save_model, write_partition
+from retrain.model import fit_pipeline, training_history
 from retrain.paths import DatasetPaths
+from retrain.runs import read_run, update_run
 from retrain.spec import Spec, parse_spec
+
+
+def run_record(lake: Path, dataset: str, day: date | str) -> dict[str, Any]:
+    """A run record as the lake at `lake` holds it (every update merged), read as any process
+    would read it."""
+    saved = os.environ.get("RETRAIN_LAKE")
+    os.environ["RETRAIN_LAKE"] = str(lake)
+    try:
+        return read_run(dataset, date.fromisoformat(str(day)))
+    finally:
+        if saved is None:
+            os.environ.pop("RETRAIN_LAKE")
+        else:
+            os.environ["RETRAIN_LAKE"] = saved
+
+
+def run_dates(lake: Path, dataset: str) -> list[str]:
+    """The run dates the lake at `lake` holds records of (`<lake>/runs/<dataset>/<date>`)."""
+    return sorted(p.name for p in (lake / "runs" / dataset).iterdir())
+
+
+EARLIER, LATER = date(2026, 3, 1), date(2026, 3, 2)  # the two days of the `toy_lake` fixture
 
 TOY = {
     "name": "toy",
@@ -131,3 +160,23 @@ def retrain_cli(env: dict[str, str], *args: str, expect: int = 0) -> subprocess.
     )
     assert done.returncode == expect, done.stdout[-4000:] + done.stderr[-4000:]
     return done
+
+
+def land_candidate(spark, spec, day: date, shift: float = 0.0) -> None:
+    """The features partition and candidate model of `day`, and the record train leaves."""
+    rows = [
+        (i, "a" if i % 2 else "b", (4.0 if i % 2 else 1.0) + shift + (i % 7) * 0.1, (i % 5) * 1.0)
+        for i in range(300)
+    ]
+    window = spark.createDataFrame(rows, "id long, label string, x double, y double")
+    features = build_features(spark, window.withColumn("ds", F.lit(day.isoformat())), spec)
+    ctx = context(spec, day.isoformat())
+    write_partition(features, ctx.paths.features(day))
+    written = spark.read.parquet(ctx.paths.features(day))
+    model, _ = fit_pipeline(
+        written.filter("split = 'train'"), spec, validation=written.filter("split = 'validation'")
+    )
+    save_model(spark, model, ctx.paths.candidate(day))
+    update_run(spec.name, day, preprocess={"window": [day.isoformat()], "content_hash": str(day)},
+               train={"params": {"solver": spec.model.solver}, "epochs": 0,
+                      "loss": training_history(model)})  # fmt: skip

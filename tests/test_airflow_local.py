@@ -23,7 +23,7 @@ import pytest
 
 from retrain.dag_factory import STAGES
 from retrain.local_airflow import USER, LocalAirflow
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, run_record, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,7 @@ def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
     assert finished["state"] == "success", states
     assert states == dict.fromkeys(("claim", "landing", *STAGES), "success")
     assert all(t["try_number"] == 1 for t in tasks)
-    record = json.loads((home / "runs" / "digits" / str(landed) / "record.json").read_text())
+    record = run_record(home / "lake", "digits", landed)
     assert record["run_date"] == str(landed) and record["state"] == "success"
     assert record["train"]["params"]["max_epochs"] == 150  # the Param reached the job
     assert record["publish"]["champion_version"] == "1" and record["publish"]["champion_moved"]

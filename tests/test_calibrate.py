@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import yaml
 
 from retrain.calibrate import Calibration, band, calibrate, drift_block, with_drift_block
-from retrain.job import landed_days
+from retrain.lake import landed_days
 from retrain.spec import parse_spec
 from tests.feeds import TRIPS, write_trips
 
@@ -22,7 +22,7 @@ def test_thresholds_from_history_pass_an_ordinary_month_and_fail_a_broken_day(sp
     write_trips(tmp_path, FIRST, HISTORY_DAYS + MONTH_DAYS, rows=150, fahrenheit=(broken,))
     spec = parse_spec(TRIPS, "trips.yaml")
     lines = []
-    measured = calibrate(spark, spec, landed_days(spark, str(tmp_path)), lines.append)
+    measured = calibrate(spark, spec, landed_days(str(tmp_path)), lines.append)
     assert lines[-1] == f"measured {HISTORY_DAYS + MONTH_DAYS} of {HISTORY_DAYS + MONTH_DAYS} days"
     # Every day with 3 earlier days in its window is measured: all but the first three.
     assert measured.days[0] == FIRST + timedelta(days=3) and len(measured.days) == broken - 2

@@ -24,7 +24,7 @@ import pytest
 from retrain.dag_factory import STAGES
 from retrain.paths import DatasetPaths
 from retrain.spec import load_spec
-from tests.helpers import start_webhook
+from tests.helpers import run_record, start_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +35,18 @@ CLI = [sys.executable, "-m", "retrain.cli"]
 def retrain(
     home: Path, *args: str, expect: int = 0, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    env = os.environ | {"RETRAIN_HOME": str(home)} | (env or {})
+    env = (
+        os.environ | {"RETRAIN_HOME": str(home), "RETRAIN_LAKE": str(lake_of(home))} | (env or {})
+    )
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=False)
     assert result.returncode == expect, result.stdout[-4000:] + result.stderr[-4000:]
     return result
+
+
+def lake_of(home: Path) -> Path:
+    """The lake of these runs: beside the home, not in it, as on a cluster."""
+    return home.parent / "lake"
 
 
 def land_inverted_digits(home: Path, day: date) -> None:
@@ -47,7 +54,7 @@ def land_inverted_digits(home: Path, day: date) -> None:
     from sklearn.datasets import load_digits
 
     images, labels = load_digits(return_X_y=True)
-    folder = home / "lake" / "landing" / "digits" / f"ds={day}"
+    folder = lake_of(home) / "landing" / "digits" / f"ds={day}"
     folder.mkdir(parents=True)
     lines = ["id,label," + ",".join(f"p{i}" for i in range(64))]
     lines += [
@@ -60,6 +67,7 @@ def land_inverted_digits(home: Path, day: date) -> None:
 def partitions(spark, home: Path) -> dict[str, list]:
     """Every partition the runs wrote, as sorted rows (file names differ run to run)."""
     os.environ["RETRAIN_HOME"] = str(home)
+    os.environ["RETRAIN_LAKE"] = str(lake_of(home))
     paths = DatasetPaths.for_spec(load_spec("digits"))
     found = {}
     for day in (DAY1, DAY2):
@@ -99,7 +107,7 @@ def pipeline(tmp_path_factory, spark, alerts):
     after = partitions(spark, home)
     versions_after = model_versions(home)
     status_after_rerun = json.loads(retrain(home, "status", "digits", "--json").stdout)
-    day2_report = (home / "runs" / "digits" / DAY2.isoformat() / "report.html").read_text()
+    day2_report = (lake_of(home) / "runs" / "digits" / f"{DAY2}" / "report.html").read_text()
     crippled = retrain(
         home, "run", "digits", "--date", DAY2.isoformat(),
         "--param", "model.max_epochs=1", "--param", "model.patience=1",
@@ -123,6 +131,7 @@ def pipeline(tmp_path_factory, spark, alerts):
         "status_final": status_final,
         "status_corrupted": json.loads(retrain(home, "status", "digits", "--json").stdout),
     }
+    os.environ.pop("RETRAIN_LAKE", None)
     if previous is None:
         os.environ.pop("RETRAIN_HOME", None)
     else:
@@ -163,9 +172,23 @@ def test_champion_is_published_with_f1_above_095(pipeline):
     assert all(Path(page).is_file() for page in pages.values())
 
 
+def test_every_piece_of_run_state_is_in_the_lake_not_the_home(pipeline):
+    """Records, reports and validation results: where any worker or driver can reach them."""
+    home, lake = pipeline["home"], lake_of(pipeline["home"])
+    assert not (home / "lake").exists() and not (home / "runs").exists()
+    folder = lake / "runs" / "digits" / f"{DAY2}"
+    updates = sorted((folder / "record").glob("*.json"))
+    assert len(updates) >= 12  # every stage, its retries and the notifier add, never rewrite
+    assert {"report.html", "report.json", "validation_raw.json", "validation_drift.json"} <= {
+        p.name for p in folder.iterdir()
+    }
+    record = run_record(lake, "digits", DAY2)
+    assert record["train"]["loss"]["unit"] == "epoch"  # the loss curve travels in the record
+    assert len(record["train"]["loss"]["train_loss"]) == record["train"]["epochs"]
+
+
 def test_each_stage_records_where_its_time_went(pipeline):
-    record = json.loads((pipeline["home"] / "runs" / "digits" / DAY1.isoformat()
-                         / "record.json").read_text())  # fmt: skip
+    record = run_record(lake_of(pipeline["home"]), "digits", DAY1)
     for stage in ("ingest", "validate", "preprocess", "train", "evaluate", "publish"):
         timings = record[stage]["timings"]
         assert timings["session_start"] > 0, stage
@@ -302,7 +325,7 @@ def test_each_run_that_needs_a_person_sent_one_alert(pipeline, alerts):
     rerun, crippled, corrupted = alerts[-3:]
     assert "not better than the champion beyond noise" in rerun["text"]
     assert rerun["links"] == [
-        str(pipeline["home"] / "runs" / "digits" / f"{DAY2}" / "report.html")
+        str(lake_of(pipeline["home"]) / "runs" / "digits" / f"{DAY2}" / "report.html")
     ]
     assert "below the floor" in crippled["text"]
     assert f"for {DAY3}" in corrupted["text"] and "drift" in corrupted["text"]
@@ -351,7 +374,7 @@ def test_a_run_waits_while_another_holds_the_dataset_and_a_killed_ones_claim_is_
     held = json.loads(claim.read_text())
     assert held["run_id"] == holder_id and held["run_date"] == DAY3.isoformat()
     claim.write_text(json.dumps(held | {"cli_pid": os.getpid()}))  # alive
-    record_before = (home / "runs" / "digits" / str(DAY2) / "record.json").read_text()
+    record_before = run_record(lake_of(home), "digits", DAY2)
 
     waited = retrain(home, "run", "digits", "--date", str(DAY2), expect=1,
                      env={"RETRAIN_CLAIM_WAIT_SECONDS": "20"})  # fmt: skip
@@ -365,7 +388,7 @@ def test_a_run_waits_while_another_holds_the_dataset_and_a_killed_ones_claim_is_
     run_id, state, tasks = airflow_runs(home)[-1]
     assert state == "failed" and tasks["claim"] == "failed"
     assert tasks["ingest"] == "upstream_failed"  # no stage ran
-    assert (home / "runs" / "digits" / str(DAY2) / "record.json").read_text() == record_before
+    assert run_record(lake_of(home), "digits", DAY2) == record_before
 
     gone = subprocess.Popen(["true"])
     gone.wait()

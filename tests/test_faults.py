@@ -21,52 +21,18 @@ import yaml
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import StringIndexer
 from pyspark.ml.linalg import Vectors
-from pyspark.sql import functions as F
 
 from jobs import evaluate, ingest, publish
 from retrain import claims, cli, keys, registry
-from retrain.features import build_features
-from retrain.job import DataRejected, is_complete, save_model, write_partition
+from retrain.errors import DataRejected
+from retrain.lake import is_complete, save_model, write_partition
 from retrain.metrics import classification_metrics
 from retrain.metrics import prepare as prepare_scored
-from retrain.model import fit_pipeline
 from retrain.paths import lake_root
 from retrain.runs import read_run, update_run
 from retrain.spec import SpecError
 from retrain.validation import load_suite
-from tests.helpers import TOY, TOY_SUITES, context, free_port, toy_spec
-
-EARLIER, LATER = date(2026, 3, 1), date(2026, 3, 2)
-
-
-def land_candidate(spark, spec, day: date, shift: float = 0.0) -> None:
-    """The features partition and candidate model of `day`, and the record train leaves."""
-    rows = [
-        (i, "a" if i % 2 else "b", (4.0 if i % 2 else 1.0) + shift + (i % 7) * 0.1, (i % 5) * 1.0)
-        for i in range(300)
-    ]
-    window = spark.createDataFrame(rows, "id long, label string, x double, y double")
-    features = build_features(spark, window.withColumn("ds", F.lit(day.isoformat())), spec)
-    ctx = context(spec, day.isoformat())
-    write_partition(features, ctx.paths.features(day))
-    written = spark.read.parquet(ctx.paths.features(day))
-    model, _ = fit_pipeline(
-        written.filter("split = 'train'"), spec, validation=written.filter("split = 'validation'")
-    )
-    save_model(spark, model, ctx.paths.candidate(day))
-    update_run(spec.name, day, preprocess={"window": [day.isoformat()], "content_hash": str(day)},
-               train={"params": {"solver": spec.model.solver}})  # fmt: skip
-
-
-@pytest.fixture
-def toy_lake(spark, home):
-    """Both days landed for the toy dataset; the gate publishes whatever is at least as good."""
-    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
-    spec = toy_spec(gate={"min_test_rows": 1, "min_f1": 0.5, "bootstrap_resamples": 0})
-    for day in (EARLIER, LATER):
-        land_candidate(spark, spec, day)
-    registry.configure()
-    return spec
+from tests.helpers import EARLIER, LATER, TOY, TOY_SUITES, context, free_port, toy_spec
 
 
 def evaluate_and_publish(spark, spec, day: date, **ctx_changes) -> dict:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.feeds import write_trips
-from tests.helpers import retrain_cli
+from tests.helpers import retrain_cli, run_dates, run_record
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +60,8 @@ def feed(tmp_path_factory) -> dict:
     arrive(NEXT)
     dates = [a for d in NEXT for a in ("--date", d.isoformat())]
     following = retrain_cli(env, "run", "trips", *dates)
-    records = {
-        d: json.loads((root / "home" / "runs" / "trips" / d / "record.json").read_text())
-        for d in (p.name for p in (root / "home" / "runs" / "trips").iterdir())
-    }
+    lake = root / "home" / "lake"
+    records = {d: run_record(lake, "trips", d) for d in run_dates(lake, "trips")}
     return {
         "scaffold": scaffold.stdout,
         "spec": yaml.safe_load((root / "specs" / "trips.yaml").read_text()),

@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from retrain import keys, pii
+from retrain.errors import EXIT_DATA_REJECTED
 from retrain.paths import REPO_ROOT
-from retrain.runs import EXIT_DATA_REJECTED
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from retrain.cli import write_suggested_suites
+from retrain.errors import RetrainError
 from retrain.features import build_features
-from retrain.job import RetrainError
 from retrain.profile import suggest_suites
 from retrain.spec import SpecError
 from retrain.validation import failures, run_suite

@@ -127,8 +127,8 @@ def test_report_shows_numbers_and_pictures(tmp_path: Path, chromium: str):
         "validation_loss": [2.4, 1.0, 0.3, 0.25, 0.26],
         "best_epoch": 3,
     }
-    page = write_report(tmp_path, RECORD, DETAILS, loss, HISTORY)
-    assert (tmp_path / "report.json").exists()
+    page = Path(write_report(str(tmp_path), RECORD, DETAILS, loss, HISTORY))
+    assert page == tmp_path / "report.html" and (tmp_path / "report.json").exists()
     probed = tmp_path / "probed.html"
     probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     dom = subprocess.run(

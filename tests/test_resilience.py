@@ -28,7 +28,7 @@ from tests.jobs.test_ingest import GOOD, HEADER, land
 JOB = """
 import sys, time
 from pyspark.sql import SparkSession
-from retrain.job import write_partition
+from retrain.lake import write_partition
 
 target, pause = sys.argv[1], float(sys.argv[2])
 spark = SparkSession.builder.getOrCreate()

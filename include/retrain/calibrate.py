@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retrain.drift import drift_stats
-from retrain.job import data_files
+from retrain.lake import data_files
 from retrain.landing import usable_rows
 from retrain.paths import window_dates
 from retrain.spec import Drift, Spec, SpecError

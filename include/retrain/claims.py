@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from retrain.lake import write_object
 from retrain.paths import home
-from retrain.runs import write_json_atomically
 
 ACTIVE_STATES = ("queued", "running")
 CLI_PID_ENV = "RETRAIN_CLI_PID"  # set by `retrain run`, whose `dag.test` runs tasks in-process
@@ -73,7 +73,7 @@ def take(
         mine = run | {"host": socket.gethostname(), "claimed_at": datetime.now(UTC).isoformat()}
         if os.environ.get(CLI_PID_ENV):
             mine["cli_pid"] = int(os.environ[CLI_PID_ENV])
-        write_json_atomically(path, mine)
+        write_object(str(path), json.dumps(mine, indent=2, sort_keys=True))
         return None
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from retrain import claims
+from retrain.lake import landed_days
 from retrain.local_airflow import airflow_env, ensure_airflow_db, fail_runs
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, parse_date
-from retrain.runs import data_docs
+from retrain.runs import data_docs, run_folder
 from retrain.spec import Spec, SpecError, load_spec
 from retrain.validation import SUITES
 
@@ -57,14 +58,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _landing_dates(spec: Spec) -> list[date]:
-    landing = Path(DatasetPaths.for_spec(spec).landing)
-    found = []
-    for folder in landing.glob("ds=*"):
-        try:
-            found.append(parse_date(folder.name.removeprefix("ds=")))
-        except ValueError:
-            continue
-    return sorted(found)
+    return list(landed_days(DatasetPaths.for_spec(spec).landing))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -255,7 +249,7 @@ def _run_summary(record: dict[str, Any]) -> dict[str, Any]:
         "version": (record.get("publish") or {}).get("version"),
         "data_docs": data_docs(record),
         "report": evaluation.get("report"),
-        "run_dir": str(home() / "runs" / record.get("dataset", "") / record.get("run_date", "")),
+        "run_folder": run_folder(record["dataset"], date.fromisoformat(record["run_date"])),
     }
 
 
@@ -310,7 +304,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {run['run_date']}  {run['state']:<8} {run['decision'] or '-':<8} "
             f"{run['reason'] or ''}"
         )
-        print(f"      run folder: {run['run_dir']}")
+        print(f"      run folder: {run['run_folder']}")
         if run["report"]:
             print(f"      decision report: {run['report']}")
         for suite, page in run["data_docs"].items():
@@ -327,7 +321,8 @@ def write_suggested_suites(
 ) -> list[Path]:
     """Profile one landing partition and write starting raw and features suites where the
     dataset's spec (or a spec in `spec_folder`) finds them."""
-    from retrain.job import RetrainError, spark_session
+    from retrain.errors import RetrainError
+    from retrain.job import spark_session
     from retrain.profile import suggest_suites
 
     spec = load_spec(dataset)
@@ -459,7 +454,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import yaml
 
     from retrain.calibrate import calibrate, drift_block, with_drift_block
-    from retrain.job import landed_days, spark_session
+    from retrain.job import spark_session
     from retrain.spec import parse_spec
 
     spec = load_spec(args.dataset)
@@ -467,7 +462,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     try:
         days = {
             day: folder
-            for day, folder in landed_days(spark, DatasetPaths.for_spec(spec).landing).items()
+            for day, folder in landed_days(DatasetPaths.for_spec(spec).landing).items()
             if (args.start is None or day >= args.start) and (args.end is None or day <= args.end)
         }
         print(f"Calibrating {spec.name} on {len(days)} landed day(s)", flush=True)
@@ -490,7 +485,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Check registered versions against their signed manifests; 1 if any is refused."""
+    """Check registered versions against their integrity manifests (HMAC-signed file digests;
+    not MLflow's model signature, the input and output schema); 1 if any is refused."""
     from mlflow import MlflowClient
 
     from retrain import integrity, registry
@@ -509,7 +505,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         try:
             with registry.verified_copy(name, str(version)) as folder:
                 files = len(integrity.digests(folder))
-            print(f"{name} version {version}: signature and {files} files verified")
+            print(f"{name} version {version}: integrity manifest (HMAC) and {files} files verified")
         except integrity.ModelRefused as err:
             refused += 1
             print(f"REFUSED {err}")
@@ -712,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_calibrate_command(commands)
     _add_backfill_command(commands)
     check = commands.add_parser(
-        "verify", help="check published models against their signed manifests"
+        "verify", help="check published models' files against their integrity manifests"
     )
     check.add_argument("dataset")
     check.add_argument("--version", type=int, help="one version (default: all)")

@@ -47,9 +47,10 @@ from croniter import croniter
 
 from retrain import claims, keys
 from retrain.alerts import RunNotifier
+from retrain.errors import NO_RETRY_EXITS
 from retrain.local_airflow import SPARK_POOL
 from retrain.paths import REPO_ROOT, DatasetPaths, home
-from retrain.runs import NO_RETRY_EXITS, read_run, stage_outcome, update_run
+from retrain.runs import read_run, stage_outcome, update_run
 from retrain.spec import GATE_MODES, Spec, SpecError, load_spec
 
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "publish")

@@ -17,7 +17,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from retrain.job import DataRejected, first_line
+from retrain.errors import DataRejected
+from retrain.lake import first_line
 from retrain.pii import protect
 from retrain.rules import RowRule, first_broken, mark_duplicates, suite_rules
 from retrain.spec import Spec, quote

@@ -1,7 +1,9 @@
 """Where every piece of state lives: all of it under one home directory by default.
 
-RETRAIN_HOME holds the lake, the Airflow home, the MLflow store, run records and reports.
-RETRAIN_LAKE may point the lake elsewhere (any URI Spark can write, e.g. s3a://bucket/lake).
+RETRAIN_HOME holds the lake, the Airflow home, the MLflow store and scratch space (GX's
+project folder, the code zip). RETRAIN_LAKE may point the lake elsewhere (any URI Spark and
+fsspec can write, e.g. s3a://bucket/lake): the data and every piece of run state that stages
+hand each other (run records, reports, validation results) live there.
 """
 
 from __future__ import annotations
@@ -78,9 +80,6 @@ class DatasetPaths:
     def predictions(self, ds: date) -> str:
         return self._partition("predictions", ds)
 
-    def run_dir(self, ds: date) -> Path:
-        """Run record, validation results and reports of one run date (driver-local)."""
-        return home() / "runs" / self.dataset / ds.isoformat()
-
     def gx_root(self) -> Path:
+        """GX's project folder (its config and Data Docs site): the driver's scratch space."""
         return home() / "gx" / self.dataset

@@ -18,8 +18,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType
 
+from retrain.errors import RetrainError
 from retrain.features import VECTOR_TEXT, build_features
-from retrain.job import RetrainError, data_files, exists
+from retrain.lake import data_files, exists
 from retrain.landing import usable_rows
 from retrain.paths import DatasetPaths
 from retrain.spec import Spec, quote

@@ -11,13 +11,16 @@ import base64
 import html
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on workers
 import matplotlib.pyplot as plt  # noqa: E402
+
+from retrain.lake import write_object  # noqa: E402
+
+REPORT_PAGE, REPORT_DATA = "report.html", "report.json"
 
 METRIC_ROWS = (
     ("rows", "test rows"),
@@ -259,16 +262,14 @@ version {_fmt(evaluation.get("champion_version"))}.</p>
 
 
 def write_report(
-    run_dir: Path,
+    folder: str,
     record: dict[str, Any],
     details: dict[str, Any],
     loss: dict[str, Any],
     history: list[dict[str, Any]],
-) -> Path:
-    """Write report.html and report.json into the run folder; return the HTML path."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+) -> str:
+    """Write report.html and report.json into the run's lake folder; return the HTML's URI."""
     data = {"record": record, "details": details, "loss": loss, "history": history}
-    (run_dir / "report.json").write_text(json.dumps(data, indent=2, default=str))
-    page = run_dir / "report.html"
-    page.write_text(render(record, details, loss, history))
-    return page
+    write_object(f"{folder}/{REPORT_DATA}", json.dumps(data, indent=2, default=str))
+    write_object(f"{folder}/{REPORT_PAGE}", render(record, details, loss, history))
+    return f"{folder}/{REPORT_PAGE}"

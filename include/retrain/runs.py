@@ -1,61 +1,60 @@
-"""The run record: one JSON per dataset and run date that every stage adds its section to.
+"""The run record: one per dataset and run date, in the lake, that every stage adds to.
 
-`retrain status` reads it; the report renders it. Written atomically (temp file + rename).
+Each update is its own small object, `<lake>/runs/<dataset>/<date>/record/<time>-<token>.json`,
+written once and never changed; the record is their merge, oldest first. So writers on
+different hosts (a Spark driver, an Airflow worker's notifier) never lose each other's sections
+and need no lock, and an object store needs no rename. `retrain status` reads it; the report
+renders it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import tempfile
+import time
+import uuid
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from retrain.paths import home
+from retrain.lake import list_folders, list_objects, read_object, write_object
+from retrain.paths import lake_root
 
-RECORD_NAME = "record.json"
-# How a stage's process ends; the DAG does not retry the deterministic failures.
-EXIT_FAILED, EXIT_BAD_SPEC, EXIT_DATA_REJECTED = 1, 2, 3
-NO_RETRY_EXITS = (EXIT_BAD_SPEC, EXIT_DATA_REJECTED)
+RECORD_FOLDER = "record"
 
 
-def record_path(dataset: str, run_date: date) -> Path:
-    return home() / "runs" / dataset / run_date.isoformat() / RECORD_NAME
+def runs_root(dataset: str) -> str:
+    return f"{lake_root()}/runs/{dataset}"
+
+
+def run_folder(dataset: str, run_date: date) -> str:
+    """The lake folder of one run date: its record, report and validation results."""
+    return f"{runs_root(dataset)}/{run_date.isoformat()}"
 
 
 def read_run(dataset: str, run_date: date) -> dict[str, Any]:
-    path = record_path(dataset, run_date)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def update_run(dataset: str, run_date: date, **sections: Any) -> dict[str, Any]:
-    """Merge top-level sections into the record and write it atomically, under a lock so that
-    two writers (a stage and the notifier, say) never lose each other's sections."""
-    path = record_path(dataset, run_date)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / ".record.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        record = read_run(dataset, run_date)
-        record |= {"dataset": dataset, "run_date": run_date.isoformat()} | sections
-        write_json_atomically(path, record)
+    record: dict[str, Any] = {}
+    for uri in list_objects(f"{run_folder(dataset, run_date)}/{RECORD_FOLDER}"):
+        if uri.endswith(".json"):
+            record |= json.loads(read_object(uri) or "{}")
     return record
 
 
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Write `path` whole or not at all: a temp file beside it, renamed over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
-    with os.fdopen(fd, "w") as out:
-        json.dump(data, out, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+def update_run(dataset: str, run_date: date, **sections: Any) -> dict[str, Any]:
+    """Add top-level sections to the record (a later update of a section replaces it whole);
+    return the record as it now reads."""
+    update = {"dataset": dataset, "run_date": run_date.isoformat()} | sections
+    name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"  # the merge order
+    write_object(
+        f"{run_folder(dataset, run_date)}/{RECORD_FOLDER}/{name}",
+        json.dumps(update, indent=1, sort_keys=True, default=str),
+    )
+    return read_run(dataset, run_date)
 
 
 def list_runs(dataset: str) -> list[dict[str, Any]]:
     """Every run record of a dataset, newest run date first."""
-    folder = home() / "runs" / dataset
-    paths = sorted(folder.glob(f"*/{RECORD_NAME}"), reverse=True)
-    return [json.loads(p.read_text()) for p in paths]
+    days = [name for name in list_folders(runs_root(dataset)) if len(name) == 10]
+    records = (read_run(dataset, date.fromisoformat(day)) for day in sorted(days, reverse=True))
+    return [record for record in records if record]
 
 
 def data_docs(record: dict[str, Any]) -> dict[str, str]:

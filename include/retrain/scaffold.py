@@ -35,7 +35,7 @@ from pyspark.sql.types import (
 )
 
 from retrain.calibrate import Calibration, calibrate, drift_block
-from retrain.job import data_files, landed_days
+from retrain.lake import data_files, landed_days
 from retrain.paths import lake_root
 from retrain.profile import profile, suggest_suites_from
 from retrain.spec import NAME_PATTERN, SpecError, parse_spec, quote
@@ -94,7 +94,7 @@ def find_sample(spark: SparkSession, path: Path) -> Sample:
     """The files to profile: the file itself, or up to SAMPLE_DAYS days spread over a folder's
     `ds=` partitions (first and last included), so the guesses see more than one day."""
     if path.is_dir():
-        days = landed_days(spark, str(path))
+        days = landed_days(str(path))
         if not days:
             raise SpecError(f"{path}: no ds=YYYY-MM-DD folders (a dataset's landing root)")
         every = list(days)

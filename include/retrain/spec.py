@@ -17,6 +17,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from retrain.errors import SpecError
 from retrain.paths import REPO_ROOT
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -60,10 +61,6 @@ FIXED_KEYS = ("name", "schema", "source", "sensitive", "registered_model_name")
 def quote(column: str) -> str:
     """A spec column name as a Spark SQL identifier, whatever characters it holds."""
     return "`" + column.replace("`", "``") + "`"
-
-
-class SpecError(ValueError):
-    """A dataset spec that cannot be used, with the file and key at fault."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import numpy as np
 
 from jobs import ingest
 from jobs import validate as validate_job
-from retrain.job import HISTORY_STATE, is_validated
+from retrain.job import HISTORY_STATE
+from retrain.lake import is_validated
 from retrain.runs import read_run, stage_outcome
 from tests.helpers import context, toy_spec
 

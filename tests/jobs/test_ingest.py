@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from jobs import ingest
-from retrain.job import RetrainError
+from retrain.errors import RetrainError
 from tests.helpers import context, toy_spec
 
 HEADER = "id,label,x,y"

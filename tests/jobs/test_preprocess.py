@@ -7,8 +7,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import preprocess
+from retrain.errors import RetrainError
 from retrain.features import build_features
-from retrain.job import RetrainError, set_validated
+from retrain.lake import set_validated
 from retrain.paths import window_dates
 from tests.helpers import context, toy_spec
 

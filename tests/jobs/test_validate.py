@@ -13,9 +13,11 @@ from sklearn.datasets import load_digits
 
 from jobs import validate as validate_job
 from retrain.drift import psi
+from retrain.errors import RetrainError
 from retrain.features import build_features
-from retrain.job import RetrainError, counting_spark_jobs, is_validated, set_validated
-from retrain.runs import read_run
+from retrain.job import counting_spark_jobs
+from retrain.lake import is_validated, read_object, set_validated
+from retrain.runs import read_run, run_folder
 from retrain.spec import SpecError
 from retrain.validation import failures, load_suite, run_suite
 from tests.helpers import context, toy_spec
@@ -164,7 +166,8 @@ def test_validate_job_passes_marks_the_partition_and_records_docs(spark, home):
     assert max(drift["psi"].values()) < 0.1  # same distribution: only sampling noise
     assert Path(section["data_docs"]).exists() and Path(drift["data_docs"]).exists()
     assert section["spark_jobs"] > 0
-    assert (ctx.paths.run_dir(ctx.run_date) / "validation_raw.json").exists()
+    saved = json.loads(read_object(f"{run_folder('toy', ctx.run_date)}/validation_raw.json"))
+    assert saved["success"] and saved["statistics"]["evaluated_expectations"] > 0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,277 @@
+"""The lake: every read and write of its files, on any file system Spark and fsspec know.
+
+Two kinds of file live there. Partitions (raw, quarantine, features, candidates, predictions)
+are written by Spark and committed here through Hadoop's FileSystem: beside the old one, then
+swapped in by renames, and trusted only with a success marker. Small objects (run records,
+reports) are written whole by the driver or an Airflow worker through fsspec, each object
+written once and never renamed, which is safe on object stores too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retrain.errors import DataRejected, RetrainError
+from retrain.paths import SUCCESS_MARKER, VALIDATED_MARKER, parse_date
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+# Seconds this process spent in `write_partition`; Spark is lazy, so this includes computing
+# whatever plan feeds the write that was not already materialised (cached) before it.
+write_seconds: list[float] = []
+
+
+def _objects(uri: str) -> tuple[Any, str]:
+    """(fsspec file system, path) for a lake URI or a local path."""
+    import fsspec
+
+    return fsspec.core.url_to_fs(uri)
+
+
+def write_object(uri: str, text: str) -> None:
+    """Write a small object whole: readers see all of it or nothing (a local file is written
+    beside and renamed; an object store's put is atomic by itself)."""
+    fs, path = _objects(uri)
+    if "file" in fs.protocol or "local" in fs.protocol:
+        folder = Path(path).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}-")
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    else:
+        fs.pipe_file(path, text.encode())
+
+
+def read_object(uri: str) -> str | None:
+    """A small object's text, or None when there is none."""
+    fs, path = _objects(uri)
+    try:
+        return fs.cat_file(path).decode()
+    except FileNotFoundError:
+        return None
+
+
+def list_objects(uri: str) -> list[str]:
+    """The URIs of the objects directly in a folder, sorted; [] without the folder."""
+    fs, path = _objects(uri)
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    prefix = uri[: len(uri) - len(path.rstrip("/"))] if "://" in uri else ""
+    names = [e["name"] for e in entries if e["type"] == "file"]
+    return sorted(_uri(fs, prefix, name) for name in names)
+
+
+def list_folders(uri: str) -> list[str]:
+    """The names of the folders directly in a folder, sorted; [] without the folder."""
+    fs, path = _objects(uri)
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    return sorted(
+        e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "directory"
+    )
+
+
+def _uri(fs: Any, prefix: str, name: str) -> str:
+    return fs.unstrip_protocol(name) if prefix else name
+
+
+def _fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """(Hadoop FileSystem, Path) for a path: local, HDFS and s3a alike."""
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    fs, hadoop_path = _fs(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
+def is_complete(spark: SparkSession, partition: str) -> bool:
+    """Readers trust only partitions whose writer finished (Spark's success marker)."""
+    recover_partition(spark, partition)
+    return exists(spark, f"{partition}/{SUCCESS_MARKER}")
+
+
+def is_validated(spark: SparkSession, partition: str) -> bool:
+    """A raw partition that passed its critical expectations (the only kind training reads)."""
+    recover_partition(spark, partition)
+    return exists(spark, f"{partition}/{VALIDATED_MARKER}")
+
+
+def set_validated(spark: SparkSession, partition: str, validated: bool) -> None:
+    fs, marker = _fs(spark, f"{partition}/{VALIDATED_MARKER}")
+    if validated:
+        fs.create(marker, True).close()
+    else:
+        fs.delete(marker, False)
+
+
+@dataclass(frozen=True)
+class Landing:
+    """A landing partition's data files, and every other entry with why it is not read."""
+
+    files: list[str]
+    skipped: dict[str, str]
+
+
+def list_landing(spark: SparkSession, partition: str) -> Landing:
+    """The files Spark will read from a partition, and every entry it will not, by name.
+
+    A symbolic link (the partition folder or a file in it) is refused (DataRejected), wherever
+    it points: it could make ingest copy any file the job can read, the generated key say, into
+    the lake. Object stores have no links; a local lake is checked on the driver's disk, where
+    Hadoop's local file system would follow the link without a word.
+    """
+    fs, folder = _fs(spark, partition)
+    plain = "landing files must be plain files inside the lake"
+    if _local_link(folder):
+        raise DataRejected(f"landing folder {partition} is a symbolic link: {plain}")
+    files, skipped = [], {}
+    for status in fs.listStatus(folder):
+        path = status.getPath()
+        name = path.getName()
+        if _local_link(path):
+            raise DataRejected(f"landing file {name} in {partition} is a symbolic link: {plain}")
+        if name in (SUCCESS_MARKER, VALIDATED_MARKER):
+            continue
+        if name.startswith(("_", ".")):
+            skipped[name] = "not read: Spark skips names that start with _ or ."
+        elif status.isDirectory():
+            skipped[name] = "not read: a sub-folder (put the day's files in the ds= folder)"
+        elif status.getLen() == 0:
+            skipped[name] = "empty (0 bytes)"
+        else:
+            files.append(path.toString())
+    return Landing(sorted(files), dict(sorted(skipped.items())))
+
+
+def landed_days(root: str) -> dict[date, str]:
+    """The `ds=YYYY-MM-DD` partition folders under a landing root, by day, oldest first (listed
+    without Spark, so the CLI and Airflow can ask too)."""
+    found = {}
+    for name in list_folders(root):
+        try:
+            found[parse_date(name.removeprefix("ds="))] = f"{root.rstrip('/')}/{name}"
+        except ValueError:
+            continue  # not a partition of ours
+    return dict(sorted(found.items()))
+
+
+def data_files(spark: SparkSession, partition: str) -> list[str]:
+    """The data files of a partition (see `list_landing`)."""
+    return list_landing(spark, partition).files
+
+
+def _local_link(path: Any) -> bool:
+    """A Hadoop path on the local disk that is a symbolic link."""
+    uri = path.toUri()
+    return uri.getScheme() in (None, "file") and Path(uri.getPath()).is_symlink()
+
+
+def first_line(spark: SparkSession, file: str) -> str:
+    """The first line of a text file, read on the driver (a CSV header): decompressed as Spark
+    decompresses it (by the file's ending: .gz, .bz2, ...), without a byte-order mark."""
+    jvm = spark.sparkContext._jvm
+    fs, path = _fs(spark, file)
+    stream = fs.open(path)
+    codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()
+    )
+    codec = codecs.getCodec(path)
+    if codec is not None:
+        stream = codec.createInputStream(stream)
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+    try:
+        return (reader.readLine() or "").removeprefix("\ufeff")
+    finally:
+        reader.close()
+
+
+def _hidden(partition: str, kind: str, token: str = "*") -> str:
+    """A hidden sibling of a partition: `.ds=D.staging-TOKEN` (being written) or
+    `.ds=D.old-TOKEN` (the previous content, moved aside during the swap)."""
+    parent, name = partition.rstrip("/").rsplit("/", 1)
+    return f"{parent}/.{name}.{kind}-{token}"
+
+
+def recover_partition(spark: SparkSession, partition: str) -> None:
+    """Finish or undo a swap that a crash interrupted, so the partition is whole, old or new.
+
+    A missing partition with a complete staging folder (its writer got as far as the success
+    marker) takes that; else it takes its moved-aside previous content. Leftovers are removed
+    once the partition is in place. Call before reading or replacing a partition.
+    """
+    fs, target = _fs(spark, partition)
+    jvm_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+
+    def hidden(kind: str) -> list[Any]:
+        found = fs.globStatus(jvm_path(_hidden(partition, kind))) or []
+        return sorted((s.getPath() for s in found), key=lambda p: p.toString())
+
+    if not fs.exists(target):
+        complete = [p for p in hidden("staging") if fs.exists(jvm_path(p, SUCCESS_MARKER))]
+        for candidate in [*complete[-1:], *hidden("old")[-1:]]:
+            if fs.rename(candidate, target):
+                log.warning("recovered %s from %s after an interrupted swap", partition,
+                            candidate.getName())  # fmt: skip
+                break
+    if fs.exists(target):
+        for leftover in hidden("old"):
+            fs.delete(leftover, True)
+
+
+def _swap_in(spark: SparkSession, staging: str, partition: str, token: str) -> None:
+    """Replace `partition` by the complete folder `staging`: old aside, new in, old gone."""
+    fs, target = _fs(spark, partition)
+    jvm_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+    trash = jvm_path(_hidden(partition, "old", token))
+    had_old = fs.exists(target)
+    if had_old and not fs.rename(target, trash):
+        raise RetrainError(f"could not move the old {partition} aside")
+    if not fs.rename(jvm_path(staging), target):
+        raise RetrainError(f"could not move the new {partition} into place")
+    if had_old:
+        fs.delete(trash, True)
+
+
+def write_partition(frame: DataFrame, partition: str, files: int | None = None) -> None:
+    """Replace a partition as a whole: write beside it, then swap by renames.
+
+    A crash mid-write leaves the old partition in place and only a hidden staging folder; a
+    crash mid-swap is finished or undone by `recover_partition` at the next start. Readers never
+    see a half-written partition (they also require the success marker).
+    """
+    spark = frame.sparkSession
+    started = time.monotonic()
+    recover_partition(spark, partition)
+    token = uuid.uuid4().hex[:8]
+    staging = _hidden(partition, "staging", token)
+    (frame.coalesce(files) if files else frame).write.parquet(staging)
+    _swap_in(spark, staging, partition, token)
+    write_seconds.append(time.monotonic() - started)
+
+
+def save_model(spark: SparkSession, model: Any, path: str) -> None:
+    """Save a Spark ML model beside `path`, then swap it in: never half a model in place."""
+    recover_partition(spark, path)
+    token = uuid.uuid4().hex[:8]
+    staging = _hidden(path, "staging", token)
+    model.write().save(staging)
+    fs, _ = _fs(spark, staging)
+    fs.create(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(staging, SUCCESS_MARKER)).close()
+    _swap_in(spark, staging, path, token)
