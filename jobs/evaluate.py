@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from retrain import registry
 from retrain.errors import RetrainError
+from retrain.gate import decide
 from retrain.job import RunContext, main
 from retrain.lake import is_complete
 from retrain.metrics import HEADLINE, bootstrap_difference, classification_metrics, prepare
@@ -24,55 +25,6 @@ from retrain.model import PREDICTED_LABEL, labels_of
 from retrain.report import write_report
 from retrain.runs import read_run, run_folder
 from retrain.spec import Gate, Spec
-
-PUBLISH, REJECT, DRY_RUN = "publish", "reject", "dry_run"
-
-
-def verdict(  # noqa: PLR0911 - one return per gate rule reads best
-    gate: Gate,
-    candidate: dict[str, Any],
-    champion: dict[str, Any] | None,
-    interval: dict[str, Any] | None,
-) -> tuple[str, str]:
-    """(publish | reject, reason) by the gate's rules, before its mode is applied."""
-    metric = gate.metric
-    score, rows = candidate[metric], candidate["rows"]
-    if rows < gate.min_test_rows:
-        return REJECT, f"only {rows} test rows (< min_test_rows {gate.min_test_rows})"
-    if score < gate.min_f1:
-        return REJECT, f"candidate {metric} {score:.4f} is below the floor {gate.min_f1:.4f}"
-    if champion is None:
-        return PUBLISH, f"first model: {metric} {score:.4f} >= floor {gate.min_f1:.4f}"
-    best = champion[metric]
-    if score < best - gate.max_regression:
-        return REJECT, (
-            f"candidate {metric} {score:.4f} is below the champion's {best:.4f} "
-            f"(tolerance {gate.max_regression:.4f})"
-        )
-    if interval is not None:
-        ci = (
-            f"{metric} {score - best:+.4f} vs champion, {interval['confidence']:.0%} CI "
-            f"[{interval['low']:+.4f}, {interval['high']:+.4f}]"
-        )
-        if interval["low"] <= gate.min_improvement:
-            return REJECT, f"not better than the champion beyond noise: {ci}"
-        return PUBLISH, f"better than the champion beyond noise: {ci}"
-    return PUBLISH, f"candidate {metric} {score:.4f} >= champion {best:.4f}"
-
-
-def decide(
-    gate: Gate,
-    candidate: dict[str, Any],
-    champion: dict[str, Any] | None,
-    interval: dict[str, Any] | None = None,
-) -> tuple[str, str]:
-    """(publish | reject | dry_run, reason): the verdict with the gate's mode applied."""
-    outcome, reason = verdict(gate, candidate, champion, interval)
-    if gate.mode == "off":
-        return PUBLISH, f"gate off (it would {outcome}: {reason})"
-    if gate.mode == "dry_run":
-        return DRY_RUN, f"dry run, nothing published (the gate would {outcome}: {reason})"
-    return outcome, reason
 
 
 def score(model: PipelineModel, test: DataFrame, spec: Spec) -> DataFrame:

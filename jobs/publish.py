@@ -27,10 +27,11 @@ from pyspark.sql import SparkSession
 
 from retrain import registry
 from retrain.errors import DataRejected, RetrainError
+from retrain.gate import hold_back_reason
 from retrain.job import RunContext, main
 from retrain.lake import is_complete, read_object
 from retrain.report import REPORT_DATA, REPORT_PAGE
-from retrain.runs import read_run
+from retrain.runs import PUBLISH, read_run
 from retrain.spec import quote
 
 EXAMPLE_ROWS = 5  # rows of the input example logged with the model
@@ -168,20 +169,6 @@ def register(
         )
 
 
-def hold_back_reason(ctx: RunContext, champion: Any | None) -> str | None:
-    """Why a `publish` decision must leave the champion where it is, if it must."""
-    gate = ctx.spec.gate
-    if ctx.run_type == "backfill" and not gate.backfill_moves_champion:
-        return "a backfill registers its model but leaves the champion"
-    newest = champion.tags.get("run_date") if champion is not None else None
-    if newest and newest > ctx.run_date.isoformat() and not gate.allow_older_champion:
-        return (
-            f"the champion (version {champion.version}) was trained on data up to {newest}, "
-            f"newer than this run's {ctx.run_date}; gate.allow_older_champion allows it"
-        )
-    return None
-
-
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     record = read_run(ctx.spec.name, ctx.run_date)
     missing = [s for s in ("preprocess", "train", "evaluate") if s not in record]
@@ -210,19 +197,19 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     compared = evaluation.get("champion_version")
     current = int(champion.version) if champion is not None else None
     moved, held_back = False, None
-    if evaluation["decision"] == "publish" and current != int(version):
+    if evaluation["decision"] == PUBLISH and current != int(version):
         if current != compared:
             raise DataRejected(
                 f"the champion is version {current}, not version {compared} that evaluate "
                 f"compared this candidate with (another run moved it): rerun {ctx.run_date}"
             )
-        held_back = hold_back_reason(ctx, champion)
+        held_back = hold_back_reason(ctx.spec.gate, ctx.run_type, ctx.run_date, champion)
         if held_back is None:
             registry.set_alias(name, registry.CHAMPION, version)
             moved = True
         else:
             log.info("version %s registered, champion left as it is: %s", version, held_back)
-    if evaluation["decision"] != "publish":  # rejected or dry run: the one to look at next
+    if evaluation["decision"] != PUBLISH:  # rejected or dry run: the one to look at next
         registry.set_alias(name, registry.CHALLENGER, version)
     return {
         "model": name,

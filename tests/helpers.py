@@ -180,3 +180,32 @@ def land_candidate(spark, spec, day: date, shift: float = 0.0) -> None:
     update_run(spec.name, day, preprocess={"window": [day.isoformat()], "content_hash": str(day)},
                train={"params": {"solver": spec.model.solver}, "epochs": 0,
                       "loss": training_history(model)})  # fmt: skip
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium(profile: Path, *args: str) -> str:
+    """Run a real headless Chromium with its own profile folder; its output."""
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "browser tests need Chromium: apt-get install chromium (CI installs it)"
+    return subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+
+
+def browse(url: str, profile: Path) -> str:
+    """The page at `url` as a real headless Chromium renders it (its DOM after scripts ran)."""
+    return chromium(profile, "--virtual-time-budget=5000", "--dump-dom", url)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import pytest
 
 from retrain.dag_factory import STAGES
 from retrain.local_airflow import USER, LocalAirflow
-from tests.helpers import free_port, run_record, wait_for
+from tests.helpers import browse, free_port, run_record, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ def airflow(tmp_path_factory):
                  "--days", "2"],
                 env=os.environ | env, check=True, capture_output=True,
             )  # fmt: skip
-        local = LocalAirflow(free_port(), env=env)
+        local = LocalAirflow(free_port(), env=env, results_port=free_port())
         local.start()
     finally:
         os.environ.pop("RETRAIN_HOME") if previous is None else os.environ.update(
@@ -138,6 +139,34 @@ def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
     assert record["publish"]["champion_version"] == "1" and record["publish"]["champion_moved"]
     durations = {t["task_id"]: round(t["duration"], 1) for t in tasks}
     (home / "trigger_timings.json").write_text(json.dumps({"total": elapsed, **durations}))
+    airflow["run_id"] = finished["dag_run_id"]
+
+
+def test_the_task_links_open_the_report_and_data_docs_in_a_browser(airflow, tmp_path):
+    """The buttons of the validate, preprocess and evaluate tasks, as the UI gets them from the
+    API, open the run's results from the results service in a real Chromium."""
+    api, landed = airflow["api"], airflow["landed"]
+    run = f"/api/v2/dags/{DAG}/dagRuns/{airflow['run_id']}/taskInstances"
+    links = {}
+    for task in ("validate", "preprocess", "evaluate"):
+        status, answer = api.call("GET", f"{run}/{task}/links")
+        assert status == 200, answer
+        links |= answer["extra_links"]
+    assert set(links) == {
+        "Data Docs: raw suite", "Data Docs: drift", "Data Docs: features suite", "Decision report"
+    }  # fmt: skip
+    results = airflow["airflow"].results_url
+    assert all(url.startswith(f"{results}/") for url in links.values()), links
+    pages = {
+        name: re.sub(r"<[^>]+>", " ", browse(url, tmp_path / "profile"))
+        for name, url in links.items()
+    }
+    report = pages["Decision report"]
+    assert f"run {landed}" in report and "first model" in report
+    assert "digits_raw" in pages["Data Docs: raw suite"]
+    assert "digits_drift" in pages["Data Docs: drift"]
+    assert "digits_features" in pages["Data Docs: features suite"]
+    assert "Expectation" in pages["Data Docs: raw suite"]  # GX's own page, styles and all
 
 
 def test_publishing_emits_the_model_asset_and_scoring_uses_the_new_champion(airflow, spark):

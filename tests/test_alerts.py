@@ -8,14 +8,22 @@ import logging
 import pytest
 
 from retrain.alerts import alert_for, send
+from retrain.runs import RunRecord
 from tests.helpers import start_webhook
 
 RUN = "manual__2026-03-02T00:00:00+00:00"
-DOCS = "/home/gx/.../validations/digits_raw/2026-03-02/x.html"
+SITE = "/home/gx/digits/gx/uncommitted/data_docs/local_site"
+DOCS = f"{SITE}/validations/digits_raw/2026-03-02/x.html"
+RESULTS = "http://results.example:8090"
+
+
+@pytest.fixture(autouse=True)
+def results_url(monkeypatch):
+    monkeypatch.setenv("RETRAIN_RESULTS_URL", RESULTS)
 
 
 def record(**sections):
-    return {"run_id": RUN, "run_date": "2026-03-02", **sections}
+    return RunRecord({"run_id": RUN, "dataset": "digits", "run_date": "2026-03-02", **sections})
 
 
 def test_a_published_or_dry_run_needs_no_alert():
@@ -30,19 +38,22 @@ def test_a_rejection_names_the_reason_and_the_report():
     evaluation = {"decision": "reject", "reason": "below the floor", "report": "/r/report.html"}
     alert = alert_for("retrain_digits", RUN, "success", record(evaluate=evaluation))
     assert alert["kind"] == "rejected" and "below the floor" in alert["text"]
-    assert alert["links"] == ["/r/report.html"]
+    assert alert["links"] == [f"{RESULTS}/runs/digits/2026-03-02/report.html"]
 
 
 def test_a_failed_validation_links_its_data_docs():
-    validate = {"data_docs": DOCS, "drift": {"data_docs": "/drift.html"}}
+    validate = {"data_docs": DOCS, "drift": {"data_docs": f"{SITE}/validations/d r i f t.html"}}
     failed = record(failed_stage="validate", error="drift of p1 (PSI): 7.9", validate=validate)
     alert = alert_for("retrain_digits", RUN, "failed", failed)
     assert alert["kind"] == "validation_failed" and "drift of p1" in alert["text"]
-    assert alert["links"] == [DOCS, "/drift.html"]
+    assert alert["links"] == [
+        f"{RESULTS}/docs/digits/validations/digits_raw/2026-03-02/x.html",
+        f"{RESULTS}/docs/digits/validations/d%20r%20i%20f%20t.html",  # a URL, quoted
+    ]
 
 
 def test_a_failure_before_the_record_still_alerts():
-    stale = {"run_id": "an-earlier-run", "failed_stage": "train", "error": "old"}
+    stale = RunRecord({"run_id": "an-earlier-run", "failed_stage": "train", "error": "old"})
     alert = alert_for("retrain_digits", RUN, "failed", stale)
     assert alert["kind"] == "failed" and "old" not in alert["text"]
     assert "see the task log" in alert["text"]

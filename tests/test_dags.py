@@ -15,18 +15,10 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from retrain.cli import _run_summary
-from retrain.dag_factory import (
-    PARAM_KEYS,
-    STAGES,
-    LandingSensor,
-    build_dag,
-    code_zip,
-    model_asset,
-    overrides_of,
-    run_date_of,
-    run_type_of,
-)
+from retrain.dag_factory import STAGES, build_dag, model_asset
 from retrain.local_airflow import SPARK_POOL
+from retrain.macros import PARAM_KEYS, overrides_of, run_date_of, run_type_of
+from retrain.operators import LandingSensor, code_zip
 from retrain.paths import REPO_ROOT
 from retrain.runs import read_run, update_run
 from retrain.spec import SpecError, load_spec
@@ -239,7 +231,7 @@ def test_code_zip_holds_the_package_and_is_content_named(home):
 def test_only_transient_failures_are_retried(tmp_path, monkeypatch, exit_code, retried):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from retrain.dag_factory import RetrainSparkSubmitOperator
+    from retrain.operators import RetrainSparkSubmitOperator
 
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[1]"}')

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pytest
 
 from retrain.report import write_report
+from tests.helpers import browse, chromium
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Reports each picture's decoded width once the page has loaded.
 PROBE = (
     "<script>addEventListener('load', () => document.body.dataset.images = "
@@ -113,14 +101,7 @@ HISTORY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "the report test needs Chromium: apt-get install chromium (CI installs it)"
-    return path
-
-
-def test_report_shows_numbers_and_pictures(tmp_path: Path, chromium: str):
+def test_report_shows_numbers_and_pictures(tmp_path: Path):
     loss = {
         "unit": "epoch",
         "train_loss": [2.3, 0.9, 0.2, 0.05],
@@ -131,20 +112,7 @@ def test_report_shows_numbers_and_pictures(tmp_path: Path, chromium: str):
     assert page == tmp_path / "report.html" and (tmp_path / "report.json").exists()
     probed = tmp_path / "probed.html"
     probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
-    dom = subprocess.run(
-        [
-            chromium,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            probed.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    dom = browse(probed.as_uri(), tmp_path / "profile")
     text = re.sub(r"<[^>]+>", " ", dom)
     assert "not better than the champion beyond noise" in text
     assert "Training: adam, early stopping: validation loss did not improve" in text
@@ -167,18 +135,8 @@ def test_report_shows_numbers_and_pictures(tmp_path: Path, chromium: str):
     assert all(int(w) > 100 for w in widths), widths  # every picture decoded
 
     shot = tmp_path / "report.png"
-    subprocess.run(
-        [
-            chromium,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={tmp_path / 'profile2'}",
-            "--window-size=1200,1600",
-            f"--screenshot={shot}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=True,
+    chromium(
+        tmp_path / "profile2", "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()
     )
     pixels = plt.imread(shot)[..., :3]
     ink = (pixels.sum(axis=2) < 2.7).mean()  # share of pixels that are not (near) white

@@ -18,8 +18,8 @@ from pyspark.ml.feature import StringIndexer
 
 from jobs import ingest, preprocess
 from retrain import cli, integrity, keys, pii, registry
-from retrain.dag_factory import export_secret
 from retrain.model import fit_pipeline
+from retrain.operators import export_secret
 from retrain.paths import REPO_ROOT
 from retrain.spec import SpecError, load_spec, parse_spec
 from tests.helpers import TOY, context, toy_spec
@@ -142,7 +142,9 @@ def published(spark, home, secret):
     model = Pipeline(stages=[StringIndexer(inputCol="label", outputCol="i")]).fit(frame)
     registry.configure()
     with mlflow.start_run(experiment_id=registry.experiment_id("toy")):
-        version = registry.log_signed_model(model, "retrain_toy", {"run_date": "2026-03-01"})
+        version, _ = registry.log_model_with_manifest(
+            model, "retrain_toy", {"run_date": "2026-03-01"}, signature=None, input_example=None
+        )
     mlflow.MlflowClient().set_registered_model_alias("retrain_toy", registry.CHAMPION, version)
     stored = [p for p in (home / "mlflow" / "artifacts").rglob("*") if p.is_file()]
     return version, stored
@@ -263,7 +265,8 @@ def test_a_spark_connection_cannot_swap_spark_submit_for_another_program(monkeyp
 def test_the_key_from_a_connection_reaches_the_job_environment_masked(monkeypatch):
     from airflow.sdk._shared.secrets_masker import redact
 
-    monkeypatch.delenv(keys.ENV, raising=False)
+    monkeypatch.setenv(keys.ENV, "")  # so that the test's end removes what export_secret sets
+    monkeypatch.delenv(keys.ENV)
     value = "from-the-connection-" + "z" * 30
     monkeypatch.setenv(
         "AIRFLOW_CONN_RETRAIN_KEY", json.dumps({"conn_type": "generic", "password": value})

@@ -18,37 +18,34 @@ from typing import Any
 from airflow.sdk import BaseNotifier, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from retrain.runs import data_docs, read_run
+from retrain.macros import run_date_of
+from retrain.runs import REJECT, RunRecord
 
 log = logging.getLogger(__name__)
 CONNECTION_ID = "retrain_alerts"
 
 
-def alert_for(dag_id: str, run_id: str, state: str, record: dict[str, Any]) -> dict | None:
-    """The alert for a finished run, or None when nobody needs to act."""
-    if record.get("run_id") != run_id:
-        record = {}  # the record is another run's: this one failed before writing it
-    where = f"{dag_id} for {record.get('run_date', '?')} (run {run_id})"
+def alert_for(dag_id: str, run_id: str, state: str, record: RunRecord) -> dict | None:
+    """The alert for a finished run, or None when nobody needs to act; its links are URLs of
+    the results service (the Data Docs of a failed validation, a rejection's report)."""
+    if record.run_id != run_id:
+        record = RunRecord()  # the record is another run's: this one failed before writing it
+    where = f"{dag_id} for {record.run_date or '?'} (run {run_id})"
+    links = record.links()
     if state == "failed":
-        stage = record.get("failed_stage")
+        stage = record.failed_stage
         kind = "validation_failed" if stage == "validate" else "failed"
         text = (
-            f"{where} failed at {stage or 'an early stage'}: "
-            f"{record.get('error') or 'see the task log'}"
+            f"{where} failed at {stage or 'an early stage'}: {record.error or 'see the task log'}"
         )
-        pages = data_docs(record)
-        links = (
-            [pages[s] for s in ("raw", "drift") if s in pages]
-            if kind == "validation_failed"
-            else []
-        )
+        shown = ("raw", "drift") if kind == "validation_failed" else ()
     else:
-        evaluation = record.get("evaluate") or {}
-        if evaluation.get("decision") != "reject":
+        if record.section("evaluate").get("decision") != REJECT:
             return None
-        kind, links = "rejected", [evaluation.get("report")]
-        text = f"{where}: the gate rejected the candidate: {evaluation.get('reason')}"
-    return {"kind": kind, "text": text, "dag_id": dag_id, "run_id": run_id, "links": links}
+        kind, shown = "rejected", ("report",)
+        text = f"{where}: the gate rejected the candidate: {record.reason}"
+    found = [links[k] for k in shown if k in links]
+    return {"kind": kind, "text": text, "dag_id": dag_id, "run_id": run_id, "links": found}
 
 
 def send(alert: dict[str, Any]) -> None:
@@ -81,8 +78,6 @@ class RunNotifier(BaseNotifier):
         """Nothing to render (and under `dag.test` Airflow 3.3 has no template env to do it)."""
 
     def notify(self, context: Any) -> None:
-        from retrain.dag_factory import run_date_of
-
         dag_run = context.get("dag_run")
         if dag_run is None:  # Airflow gives only the DAG and run id when no task ran
             dag_id, run_id = context["dag"].dag_id, context["run_id"]
@@ -91,7 +86,8 @@ class RunNotifier(BaseNotifier):
         params = context.get("params") or dag_run.conf or {}
         run_date = date.fromisoformat(run_date_of(params, dag_run, self.schedule))
         state = "failed" if self.failed else "success"
-        alert = alert_for(dag_run.dag_id, dag_run.run_id, state, read_run(self.dataset, run_date))
+        record = RunRecord.read(self.dataset, run_date)
+        alert = alert_for(dag_run.dag_id, dag_run.run_id, state, record)
         if alert:
             send(alert)
 

@@ -19,7 +19,8 @@ from retrain import claims
 from retrain.lake import landed_days
 from retrain.local_airflow import airflow_env, ensure_airflow_db, fail_runs
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, parse_date
-from retrain.runs import data_docs, run_folder
+from retrain.results import DEFAULT_PORT as RESULTS_PORT
+from retrain.runs import RunRecord, run_folder
 from retrain.spec import Spec, SpecError, load_spec
 from retrain.validation import SUITES
 
@@ -193,7 +194,7 @@ def _output_to(log_path: Path | None) -> Iterator[None]:
     """Send this process's output (Airflow's task logs, spark-submit's lines) to `log_path`,
     keeping the terminal for the stages' progress lines. None: leave everything on the
     terminal."""
-    from retrain.dag_factory import PROGRESS_FD_ENV
+    from retrain.operators import PROGRESS_FD_ENV
 
     if log_path is None:
         yield
@@ -234,22 +235,22 @@ def _no_stage_ran(dataset: str, run_date: date, dag_run: Any) -> dict[str, Any]:
     }
 
 
-def _run_summary(record: dict[str, Any]) -> dict[str, Any]:
-    evaluation = record.get("evaluate") or {}
-    landing = record.get("landing") or {}
-    decided = landing if landing.get("decision") else evaluation  # no_data: no gate to decide
+def _run_summary(sections: dict[str, Any]) -> dict[str, Any]:
+    record = RunRecord(sections)
+    links = record.links()
     return {
-        "run_date": record.get("run_date"),
-        "state": record.get("state", "unknown"),
-        "decision": decided.get("decision"),
-        "reason": record.get("error") or decided.get("reason"),
-        "failed_stage": record.get("failed_stage"),
-        "rows_quarantined": (record.get("ingest") or {}).get("rows_quarantined"),
-        "f1": (evaluation.get("candidate") or {}).get("weighted_f1"),
-        "version": (record.get("publish") or {}).get("version"),
-        "data_docs": data_docs(record),
-        "report": evaluation.get("report"),
-        "run_folder": run_folder(record["dataset"], date.fromisoformat(record["run_date"])),
+        "run_date": record.run_date,
+        "state": record.state,
+        "decision": record.decision,
+        "reason": record.reason,
+        "failed_stage": record.failed_stage,
+        "rows_quarantined": record.section("ingest").get("rows_quarantined"),
+        "f1": (record.section("evaluate").get("candidate") or {}).get("weighted_f1"),
+        "version": record.section("publish").get("version"),
+        "data_docs": record.data_docs,
+        "report": record.report,
+        "links": links,
+        "run_folder": run_folder(record.dataset or "", date.fromisoformat(record.run_date or "")),
     }
 
 
@@ -305,13 +306,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{run['reason'] or ''}"
         )
         print(f"      run folder: {run['run_folder']}")
+        links = run["links"]
         if run["report"]:
-            print(f"      decision report: {run['report']}")
+            print(f"      decision report: {links.get('report')}  ({run['report']})")
         for suite, page in run["data_docs"].items():
-            print(f"      Data Docs ({suite}): {page}")
+            print(f"      Data Docs ({suite}): {links.get(suite) or page}")
     print(
-        "Open the UIs: `make airflow` (Airflow, http://127.0.0.1:8080) and `make mlflow` "
-        "(MLflow registry, http://127.0.0.1:5000)."
+        "Open the UIs: `make airflow` (Airflow, http://127.0.0.1:8080, and the reports and Data "
+        "Docs above) and `make mlflow` (MLflow registry, http://127.0.0.1:5000)."
     )
     return 0
 
@@ -505,7 +507,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         try:
             with registry.verified_copy(name, str(version)) as folder:
                 files = len(integrity.digests(folder))
-            print(f"{name} version {version}: integrity manifest (HMAC) and {files} files verified")
+            print(
+                f"{name} version {version}: integrity manifest (HMAC) and {files} files verified"
+            )
         except integrity.ModelRefused as err:
             refused += 1
             print(f"REFUSED {err}")
@@ -532,14 +536,16 @@ def cmd_serve_airflow(args: argparse.Namespace) -> int:
 
     from retrain.local_airflow import USER, LocalAirflow
 
-    _refuse_busy_port(args.port)  # else another server's health answers would pass for ours
-    airflow, stopping = LocalAirflow(args.port), []
+    for port in (args.port, args.results_port):  # else another server's answers pass for ours
+        _refuse_busy_port(port)
+    airflow, stopping = LocalAirflow(args.port, results_port=args.results_port), []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.append(True))
     print(f"Starting Airflow on {home()} (logs in {airflow.logs}) ...", flush=True)
     try:
         airflow.start()
         print(f"Airflow UI: {airflow.url}  user: {USER}  password: {airflow.password()}")
+        print(f"Run reports and Data Docs (the tasks' links): {airflow.results_url}/")
         print("(generated for this home; Ctrl-C stops every Airflow process)", flush=True)
         while not stopping:
             exited = [n for n, p in airflow.processes.items() if p.poll() is not None]
@@ -561,6 +567,24 @@ def _refuse_busy_port(port: int) -> None:
             probe.bind(("127.0.0.1", port))
         except OSError:
             raise SpecError(f"port {port} is in use; stop that process or use --port") from None
+
+
+def cmd_serve_results(args: argparse.Namespace) -> int:
+    """The results service (`retrain.results`) until Ctrl-C or SIGTERM."""
+    import signal
+
+    from retrain import results
+
+    server = results.serve(args.host, args.port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"Run reports and Data Docs: http://{args.host}:{args.port}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
@@ -654,6 +678,31 @@ def _add_calibrate_command(commands: Any) -> None:
     cal.set_defaults(func=cmd_calibrate)
 
 
+def _add_service_commands(commands: Any) -> None:
+    """The commands that run Airflow, the results service and the MLflow UI."""
+    flow = commands.add_parser("airflow", help="run an airflow command on the retrain home")
+    flow.add_argument("args", nargs=argparse.REMAINDER)
+    flow.set_defaults(func=cmd_airflow)
+    init = commands.add_parser("init-airflow", help="migrate Airflow's database, add the pool")
+    init.set_defaults(func=cmd_init_airflow)
+    serve = commands.add_parser(
+        "serve-airflow",
+        help="API server/UI on 127.0.0.1, scheduler, DAG processor, triggerer; Ctrl-C stops all",
+    )
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--results-port", type=int, default=RESULTS_PORT)
+    serve.set_defaults(func=cmd_serve_airflow)
+    results = commands.add_parser(
+        "serve-results", help="serve run reports and Data Docs over HTTP until Ctrl-C"
+    )
+    results.add_argument("--host", default="127.0.0.1")
+    results.add_argument("--port", type=int, default=RESULTS_PORT)
+    results.set_defaults(func=cmd_serve_results)
+    ui = commands.add_parser("mlflow-ui", help="serve the MLflow UI on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_mlflow_ui)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retrain", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -713,20 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("dataset")
     check.add_argument("--version", type=int, help="one version (default: all)")
     check.set_defaults(func=cmd_verify)
-    flow = commands.add_parser("airflow", help="run an airflow command on the retrain home")
-    flow.add_argument("args", nargs=argparse.REMAINDER)
-    flow.set_defaults(func=cmd_airflow)
-    init = commands.add_parser("init-airflow", help="migrate Airflow's database, add the pool")
-    init.set_defaults(func=cmd_init_airflow)
-    serve = commands.add_parser(
-        "serve-airflow",
-        help="API server/UI on 127.0.0.1, scheduler, DAG processor, triggerer; Ctrl-C stops all",
-    )
-    serve.add_argument("--port", type=int, default=8080)
-    serve.set_defaults(func=cmd_serve_airflow)
-    ui = commands.add_parser("mlflow-ui", help="serve the MLflow UI on 127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
-    ui.set_defaults(func=cmd_mlflow_ui)
+    _add_service_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

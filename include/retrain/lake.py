@@ -86,6 +86,22 @@ def list_folders(uri: str) -> list[str]:
     )
 
 
+def data_objects(uri: str) -> list[str]:
+    """The names of the files in a folder that Spark would read as data: not empty, not hidden
+    (`_` or `.` first, as Spark's own markers are); [] without the folder."""
+    fs, path = _objects(uri)
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    names = ((e["name"].rstrip("/").rsplit("/", 1)[-1], e) for e in entries)
+    return sorted(
+        name
+        for name, e in names
+        if e["type"] == "file" and e.get("size", 0) > 0 and not name.startswith(("_", "."))
+    )
+
+
 def _uri(fs: Any, prefix: str, name: str) -> str:
     return fs.unstrip_protocol(name) if prefix else name
 

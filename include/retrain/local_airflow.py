@@ -98,11 +98,17 @@ def fail_runs(
 
 
 class LocalAirflow:
-    def __init__(self, port: int = 8080, env: dict[str, str] | None = None) -> None:
-        self.port = port
+    """Airflow's services on 127.0.0.1, and the results service its task links point at."""
+
+    def __init__(
+        self, port: int = 8080, env: dict[str, str] | None = None, results_port: int = 8090
+    ) -> None:
+        self.port, self.results_port = port, results_port
         self.url = f"http://127.0.0.1:{port}"
+        self.results_url = f"http://127.0.0.1:{results_port}"
         self.env = os.environ | airflow_env() | (env or {})
         self.env |= {
+            "RETRAIN_RESULTS_URL": self.results_url,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
@@ -118,7 +124,9 @@ class LocalAirflow:
             "scheduler": ["airflow", "scheduler", "--skip-serve-logs"],
             "dag-processor": ["airflow", "dag-processor"],
             "triggerer": ["airflow", "triggerer", "--skip-serve-logs"],
-        }
+            "results": [sys.executable, "-m", "retrain.cli", "serve-results",
+                        "--port", str(self.results_port)],
+        }  # fmt: skip
 
     def start(self, timeout: float = 180) -> None:
         ensure_airflow_db(self.env)

@@ -29,6 +29,11 @@ def lake_root() -> str:
     return os.environ.get("RETRAIN_LAKE") or str(home() / "lake")
 
 
+def gx_root(dataset: str) -> Path:
+    """GX's project folder of a dataset (its config and Data Docs site), in the home."""
+    return home() / "gx" / dataset
+
+
 def parse_date(value: str) -> date:
     """A date written YYYY-MM-DD, and only so (Python alone also takes "20261120"); else
     ValueError."""
@@ -81,5 +86,4 @@ class DatasetPaths:
         return self._partition("predictions", ds)
 
     def gx_root(self) -> Path:
-        """GX's project folder (its config and Data Docs site): the driver's scratch space."""
-        return home() / "gx" / self.dataset
+        return gx_root(self.dataset)

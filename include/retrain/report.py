@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # headless: no display on workers
 import matplotlib.pyplot as plt  # noqa: E402
 
 from retrain.lake import write_object  # noqa: E402
+from retrain.runs import PUBLISH, REJECT  # noqa: E402
 
 REPORT_PAGE, REPORT_DATA = "report.html", "report.json"
 
@@ -223,7 +224,7 @@ def render(
         else ""
     )
     decision = evaluation["decision"]
-    colour = {"publish": "#1a7f37", "reject": "#b42318"}.get(decision, "#9a6700")
+    colour = {PUBLISH: "#1a7f37", REJECT: "#b42318"}.get(decision, "#9a6700")
     title = f"retrain {record['dataset']} {record['run_date']}: {decision}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -19,6 +20,9 @@ from retrain.lake import list_folders, list_objects, read_object, write_object
 from retrain.paths import lake_root
 
 RECORD_FOLDER = "record"
+# A run's decision, as the record holds it: evaluate's gate (`retrain.gate`), or the landing
+# sensor's when nothing landed on a day the feed may skip.
+PUBLISH, REJECT, DRY_RUN, NO_DATA = "publish", "reject", "dry_run", "no_data"
 
 
 def runs_root(dataset: str) -> str:
@@ -57,15 +61,89 @@ def list_runs(dataset: str) -> list[dict[str, Any]]:
     return [record for record in records if record]
 
 
-def data_docs(record: dict[str, Any]) -> dict[str, str]:
-    """The run's Data Docs pages: raw suite, drift checks, features suite."""
-    validate = record.get("validate") or {}
-    pages = {
-        "raw": validate.get("data_docs"),
-        "drift": (validate.get("drift") or {}).get("data_docs"),
-        "features": ((record.get("preprocess") or {}).get("validation") or {}).get("data_docs"),
-    }
-    return {suite: page for suite, page in pages.items() if page}
+@dataclass(frozen=True)
+class RunRecord:
+    """The run record as readers outside the stages see it (the CLI, the notifier, the task
+    links): typed answers to the questions they ask, so none of them walks the sections."""
+
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, dataset: str, run_date: date) -> RunRecord:
+        return cls(read_run(dataset, run_date))
+
+    def section(self, stage: str) -> dict[str, Any]:
+        """A stage's section ({} if it has none)."""
+        return self.sections.get(stage) or {}
+
+    @property
+    def dataset(self) -> str | None:
+        return self.sections.get("dataset")
+
+    @property
+    def run_date(self) -> str | None:
+        return self.sections.get("run_date")
+
+    @property
+    def run_id(self) -> str | None:
+        return self.sections.get("run_id")
+
+    @property
+    def state(self) -> str:
+        return self.sections.get("state", "unknown")
+
+    @property
+    def failed_stage(self) -> str | None:
+        return self.sections.get("failed_stage")
+
+    @property
+    def error(self) -> str | None:
+        return self.sections.get("error")
+
+    @property
+    def decided(self) -> dict[str, Any]:
+        """The section holding the run's decision: landing's `no_data` when nothing landed
+        (there was no gate to decide), else evaluate's."""
+        landing = self.section("landing")
+        return landing if landing.get("decision") else self.section("evaluate")
+
+    @property
+    def decision(self) -> str | None:
+        return self.decided.get("decision")
+
+    @property
+    def reason(self) -> str | None:
+        return self.error or self.decided.get("reason")
+
+    @property
+    def report(self) -> str | None:
+        """The decision report's location in the lake."""
+        return self.section("evaluate").get("report")
+
+    @property
+    def data_docs(self) -> dict[str, str]:
+        """The run's Data Docs pages: raw suite, drift checks, features suite."""
+        validate = self.section("validate")
+        pages = {
+            "raw": validate.get("data_docs"),
+            "drift": (validate.get("drift") or {}).get("data_docs"),
+            "features": (self.section("preprocess").get("validation") or {}).get("data_docs"),
+        }
+        return {suite: page for suite, page in pages.items() if page}
+
+    def links(self) -> dict[str, str]:
+        """URLs of the run's results on the results service: `report` and each Data Docs
+        suite's page."""
+        from retrain import results
+
+        if not (self.dataset and self.run_date):
+            return {}
+        found = {
+            suite: results.docs_url(self.dataset, page) for suite, page in self.data_docs.items()
+        }
+        if self.report:
+            found["report"] = results.report_url(self.dataset, self.run_date)
+        return {kind: url for kind, url in found.items() if url}
 
 
 def stage_outcome(stage: str, section: dict[str, Any]) -> str:

@@ -1,0 +1,285 @@
+"""The operators of a retrain DAG: the claim, the landing sensor and the Spark stage, with the
+links from a finished stage to its results (the decision report, the Data Docs).
+
+The stage operator is Airflow's SparkSubmitOperator plus the retry contract with the job
+(`retrain.errors`): a rejected day or a broken spec exits 3 or 2 and is not retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import time
+import zipfile
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import attrs
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+from airflow.sdk import BaseOperator, BaseOperatorLink, BaseSensorOperator, Connection
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowRuntimeError,
+    AirflowSkipException,
+)
+from airflow.sdk.log import mask_secret
+
+from retrain import claims, keys
+from retrain.errors import NO_RETRY_EXITS
+from retrain.lake import data_objects
+from retrain.paths import REPO_ROOT, DatasetPaths, home
+from retrain.runs import NO_DATA, RunRecord, read_run, stage_outcome, update_run
+from retrain.spec import Spec, load_spec
+
+PROGRESS_FD_ENV = "RETRAIN_PROGRESS_FD"  # set by `retrain run`: where its terminal is
+SPARK_CONF = {
+    # Each stage is a short application: no UI, few shuffle partitions for daily-sized data.
+    "spark.ui.enabled": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.adaptive.enabled": "true",
+    # Native BLAS (OpenBLAS through dev.ludovic.netlib) runs one thread per task: Spark already
+    # runs a task per core. Without a system libblas, netlib falls back to Java's vector API.
+    "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
+}
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def code_zip() -> str:
+    """The shared package as a zip for `--py-files`, named by its content so it is never stale."""
+    sources = sorted(PACKAGE_DIR.glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+    target = home() / "code" / f"retrain-{digest}.zip"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        with zipfile.ZipFile(partial, "w") as archive:
+            for path in sources:
+                archive.write(path, f"retrain/{path.name}")
+        partial.replace(target)
+    return str(target)
+
+
+def _airflow_state(ti: Any) -> Any:
+    """`claims.take`'s view of Airflow: a run's state through the Task SDK, None if no such run."""
+
+    def state_of(dag_id: str, run_id: str) -> str | None:
+        try:
+            state = ti.get_dagrun_state(dag_id, run_id)
+        except AirflowRuntimeError as err:
+            if (err.error.detail or {}).get("status_code") == 404:
+                return None
+            raise
+        return getattr(state, "value", state)  # the enum's str() is 'DagRunState.RUNNING'
+
+    return state_of
+
+
+def _this_run(context: Any, run_date: str) -> dict[str, str]:
+    dag_run = context["dag_run"]
+    return {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "run_date": run_date}
+
+
+class ClaimSensor(BaseSensorOperator):
+    """The retrain DAG's first task: waits, outside the Spark pool, until no other run of the
+    dataset is active, then claims it for this run (see `claims`)."""
+
+    template_fields = ("run_date",)
+
+    def __init__(self, *, dataset: str, run_date: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset, self.run_date = dataset, run_date
+        self._waiting_for: str | None = None  # say so once per run waited for
+
+    def poke(self, context: Any) -> bool:
+        run = _this_run(context, self.run_date)
+        holder = claims.take(self.dataset, run, _airflow_state(context["ti"]))
+        if holder and holder["run_id"] != self._waiting_for:
+            self._waiting_for = holder["run_id"]
+            waiting = f"waiting: {claims.describe(self.dataset, holder)}"
+            progress(self.log, f"{'claim':<10} {self.run_date}", waiting)
+        return holder is None
+
+
+def landing_deadline(spec: Spec, run_date: date) -> datetime:
+    """Until when a day's partition may land: `source.landed_by` (UTC) on the next day."""
+    hour, minute = map(int, spec.source.landed_by.split(":"))
+    return datetime.combine(run_date + timedelta(days=1), dt_time(hour, minute), tzinfo=UTC)
+
+
+def has_landed(partition: str) -> bool:
+    """Whether a landing partition holds a data file (a name Spark reads, not empty)."""
+    return bool(data_objects(partition))
+
+
+class LandingSensor(BaseOperator):
+    """Waits for the run date's landing partition, deferred between looks (no worker slot
+    held), until the spec's `source.landed_by` on the next day; then fails, or, where the spec
+    says a feed has empty days (`source.empty_days: skip`), ends the run as `no_data`."""
+
+    template_fields = ("run_date",)
+
+    def __init__(
+        self, *, dataset: str, run_date: str, look_every: timedelta = timedelta(minutes=5),
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.dataset, self.run_date, self.look_every = dataset, run_date, look_every
+
+    def execute(self, context: Any, event: Any = None) -> None:
+        spec, run_date = load_spec(self.dataset), date.fromisoformat(self.run_date)
+        partition = DatasetPaths.for_spec(spec).landing_partition(run_date)
+        report = partial(progress, self.log, f"{'landing':<10} {self.run_date}")
+        if has_landed(partition):  # (and no earlier run's no_data decision stays)
+            update_run(spec.name, run_date, landing={"partition": partition})
+            return
+        deadline, now = landing_deadline(spec, run_date), datetime.now(UTC)
+        if now < deadline:
+            if event is None:  # say it once, not at every look
+                report(f"waiting for {partition} until {deadline:%Y-%m-%d %H:%M} UTC")
+            self.defer(
+                trigger=DateTimeTrigger(moment=min(now + self.look_every, deadline)),
+                method_name="execute",
+            )
+        run_id = context["dag_run"].run_id
+        if spec.source.empty_days == "skip":
+            why = f"no data landed by {deadline:%Y-%m-%d %H:%M} UTC (source.empty_days: skip)"
+            update_run(spec.name, run_date, run_id=run_id, state="success", failed_stage=None,
+                       error=None, landing={"decision": NO_DATA, "reason": why})  # fmt: skip
+            report(f"no_data: {why}")
+            raise AirflowSkipException(why)
+        error = (
+            f"the landing partition of {spec.name} for {run_date} had not landed by "
+            f"{deadline:%Y-%m-%d %H:%M} UTC (source.landed_by): {partition}"
+        )
+        update_run(spec.name, run_date, run_id=run_id, state="failed", failed_stage="landing",
+                   error=error, landing={"partition": partition})  # fmt: skip
+        report(f"failed: {error}")
+        raise AirflowFailException(error)
+
+
+def progress(log: Any, prefix: str, message: str) -> None:
+    """A task's start, wait or end: in its task log, and on the terminal of a `retrain run`
+    (which sends Airflow's and Spark's own output to a log file)."""
+    line = f"{prefix}  {message}"
+    log.info(line)
+    if fd := os.environ.get(PROGRESS_FD_ENV):
+        os.write(int(fd), f"{datetime.now():%H:%M:%S}  {line}\n".encode())
+
+
+@attrs.define
+class ResultLink(BaseOperatorLink):
+    """A button on a finished stage's task: one of its results (`RunRecord.links`), served by
+    the results service (`retrain.results`). Its URL is worked out on the worker when the task
+    ends and kept in XCom, so the API server needs no access to the lake."""
+
+    title: str
+    kind: str  # a key of `RunRecord.links`
+
+    @property
+    def name(self) -> str:
+        return self.title
+
+    @property
+    def xcom_key(self) -> str:
+        return f"_link_retrain_{self.kind}"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        args = operator.application_args
+        dataset, run_date = args[args.index("--dataset") + 1], args[args.index("--run-date") + 1]
+        record = RunRecord.read(dataset, date.fromisoformat(run_date))
+        return record.links().get(self.kind, "") if record.run_id == ti_key.run_id else ""
+
+
+# The results each stage links to, as (button title, kind).
+STAGE_LINKS = {
+    "validate": (("Data Docs: raw suite", "raw"), ("Data Docs: drift", "drift")),
+    "preprocess": (("Data Docs: features suite", "features"),),
+    "evaluate": (("Decision report", "report"),),
+}
+
+
+class RetrainSparkSubmitOperator(SparkSubmitOperator):
+    """SparkSubmitOperator that ships the current shared package and knows which failures to
+    retry: a rejected day or a broken spec fails the same way every time, so it fails at once.
+    A stage of a retrain run (`claimed`) runs only while its run holds the dataset's claim."""
+
+    def __init__(self, *, claimed: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.claimed = claimed
+        self.operator_extra_links = tuple(
+            ResultLink(title, kind) for title, kind in STAGE_LINKS.get(self.task_id, ())
+        )
+
+    def execute(self, context: Any) -> None:
+        args = self.application_args
+        dataset, run_date = args[args.index("--dataset") + 1], args[args.index("--run-date") + 1]
+        if self.claimed:  # a stage cleared alone, without its claim task, must not overlap
+            run = _this_run(context, run_date)
+            holder = claims.take(self.claimed, run, _airflow_state(context["ti"]))
+            if holder:
+                raise AirflowException(claims.describe(self.claimed, holder))
+        started = time.monotonic()
+        report = partial(progress, self.log, f"{self.task_id:<10} {run_date}")
+        report("started")
+        try:
+            self.submit(context)
+        except BaseException:
+            record = read_run(dataset, date.fromisoformat(run_date))
+            mine = record.get("run_id") == context["run_id"] and record.get("error")
+            why = record["error"] if mine else "see the task log"
+            report(f"failed after {time.monotonic() - started:.1f} s: {why}")
+            raise
+        section = read_run(dataset, date.fromisoformat(run_date)).get(self.task_id) or {}
+        report(
+            f"done in {time.monotonic() - started:.1f} s: {stage_outcome(self.task_id, section)}"
+        )
+
+    def submit(self, context: Any) -> None:
+        """spark-submit the job with the current shared package and the key; a deterministic
+        rejection (exit 2 or 3) is not retried."""
+        self.py_files = code_zip()
+        export_secret()
+        try:
+            super().execute(context)
+        except AirflowException as err:
+            exit_code = re.search(r"Error code is: (\d+)", str(err))
+            if exit_code and int(exit_code.group(1)) in NO_RETRY_EXITS:
+                raise AirflowFailException(
+                    f"{self.task_id} rejected the run (exit {exit_code.group(1)}); retrying "
+                    "cannot help: see the error above and the run record"
+                ) from None
+            raise
+
+
+def export_secret() -> None:
+    """Put the `retrain_key` connection's password, if there is one, in this task's environment.
+
+    spark-submit inherits it from there: never on its command line (which `ps` shows, and which
+    `env_vars` would become on YARN and Kubernetes). Either way it is masked in task logs.
+    """
+    try:
+        password = Connection.get(keys.CONNECTION_ID).password
+    except AirflowNotFoundException:
+        password = None
+    if password:
+        os.environ[keys.ENV] = password
+    if os.environ.get(keys.ENV):
+        mask_secret(os.environ[keys.ENV], keys.ENV)
+
+
+def job_env() -> dict[str, str]:
+    """What a stage's driver needs beyond the worker's own environment."""
+    return {
+        "RETRAIN_PROJECT_DIR": str(REPO_ROOT),
+        "RETRAIN_HOME": str(home()),
+        "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+        "OPENBLAS_NUM_THREADS": "1",  # the driver's tasks in local mode (see SPARK_CONF)
+    }
