@@ -78,6 +78,26 @@ def test_services_wait_for_what_they_need():
     }
 
 
+def test_every_long_running_service_has_a_health_check():
+    """As Airflow's own compose file does: `docker compose ps` tells a stuck service."""
+    for name, service in SERVICES.items():
+        if service.get("restart") != "no":
+            assert "healthcheck" in service, name
+            test = service["healthcheck"]["test"]
+            assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
+
+
+def test_specs_suites_and_results_are_reachable_in_the_deployment():
+    mounts = {v.split(":")[1] for v in SERVICES["airflow-scheduler"]["volumes"]}
+    assert {"/opt/retrain/include/datasets", "/opt/retrain/expectations"} <= mounts
+    results = SERVICES["results"]
+    assert results["command"][:2] == ["retrain", "serve-results"]
+    port = results["command"][results["command"].index("--port") + 1]
+    assert f"127.0.0.1:{port}:{port}" in results["ports"]
+    url = results["environment"]["RETRAIN_RESULTS_URL"]
+    assert url == f"http://127.0.0.1:{port}"  # the links a browser on the host opens
+
+
 def test_spark_default_points_at_the_master_in_client_mode():
     env = SERVICES["airflow-scheduler"]["environment"]
     connection = yaml.safe_load(env["AIRFLOW_CONN_SPARK_DEFAULT"])

@@ -18,7 +18,7 @@ from typing import Any
 from retrain import claims
 from retrain.lake import landed_days
 from retrain.local_airflow import airflow_env, ensure_airflow_db, fail_runs
-from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, parse_date
+from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, local_path, parse_date
 from retrain.results import DEFAULT_PORT as RESULTS_PORT
 from retrain.runs import RunRecord, run_folder
 from retrain.spec import Spec, SpecError, load_spec
@@ -43,7 +43,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         raise SpecError(f"no demo named {unknown[0]!r} (demos: {', '.join(DEMOS)})")
     for name in args.datasets or ["digits"]:
         write, default_days = DEMOS[name]
-        landing = Path(DatasetPaths.for_spec(load_spec(name)).landing)
+        landing = local_path(DatasetPaths.for_spec(load_spec(name)).landing)
         written = write(landing, args.end, args.days or default_days)
         first, last = min(written), max(written)
         extra = (
@@ -396,12 +396,12 @@ def cmd_new_dataset(args: argparse.Namespace) -> int:
     for name, suite in result.suites.items():
         (suite_folder / f"{name}.json").write_text(json.dumps(suite, indent=2) + "\n")
     _print_scaffold(result, spec_file, suite_folder)
-    landing = Path(lake_root()) / result.data["source"]["landing_path"]
+    landing = local_path(lake_root()) / result.data["source"]["landing_path"]
     extra = (
         f"RETRAIN_DATASETS_PATH={folder} " if folder != REPO_ROOT / "include" / "datasets" else ""
     )
     days = result.sample.days
-    if days and not args.sample.resolve().is_relative_to(Path(lake_root()).resolve()):
+    if days and not args.sample.resolve().is_relative_to(local_path(lake_root()).resolve()):
         print(f"Copy the ds= folders of {args.sample} to {landing}/: retrain reads only the lake.")
     then = (
         f"retrain backfill {args.name} --from {min(days)} --to {max(days)}"

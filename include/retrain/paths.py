@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # The project checkout (specs, suites, jobs). Jobs get it from the environment: on Spark their
 # copy of this package runs from the shipped zip, which is not inside the checkout.
@@ -27,6 +28,16 @@ def home() -> Path:
 
 def lake_root() -> str:
     return os.environ.get("RETRAIN_LAKE") or str(home() / "lake")
+
+
+def local_path(location: str) -> Path:
+    """A lake location on this machine's disk (a path or a file:// URI); tools that write the
+    lake's landing folders directly (demo feeds, samples) need one."""
+    if location.startswith("file:"):
+        return Path(urlsplit(location).path)
+    if "://" in location:
+        raise ValueError(f"{location} is not on this machine's disk; write it with its own tools")
+    return Path(location)
 
 
 def gx_root(dataset: str) -> Path:

@@ -36,7 +36,7 @@ from pyspark.sql.types import (
 
 from retrain.calibrate import Calibration, calibrate, drift_block
 from retrain.lake import data_files, landed_days
-from retrain.paths import lake_root
+from retrain.paths import lake_root, local_path
 from retrain.profile import profile, suggest_suites_from
 from retrain.spec import NAME_PATTERN, SpecError, parse_spec, quote
 
@@ -366,9 +366,9 @@ def scaffold(
         data["start_date"] = min(sample.days).isoformat()  # the first day that landed
         if sample.missing_days:  # a feed with gaps: a day without data is not a failure
             data["source"]["empty_days"] = "skip"
-        lake = Path(lake_root()).resolve()
-        if path.is_relative_to(lake):
-            data["source"]["landing_path"] = str(path.relative_to(lake))
+        lake = lake_root()
+        if "://" not in lake and path.is_relative_to(local_path(lake).resolve()):
+            data["source"]["landing_path"] = str(path.relative_to(local_path(lake).resolve()))
     spec = parse_spec(data, str(spec_file))
     days = {d: (sample.days[d], data_files(spark, sample.days[d])) for d in sample.sampled_days}
     suites = suggest_suites_from(
