@@ -48,7 +48,7 @@ def test_a_runs_report_and_data_docs_are_served_by_their_links(served):
     (site / "static" / "style.css").write_text("body {}")
     update_run("toy", DAY, evaluate={"decision": "reject", "report": f"{folder}/report.html"},
                validate={"data_docs": str(page)})  # fmt: skip
-    links = RunRecord.read("toy", DAY).links()
+    links = results.links(RunRecord.read("toy", DAY))
     assert set(links) == {"report", "raw"}
     assert fetch(links["report"])[::2] == (200, "<html>decision: reject</html>")
     status, kind, body = fetch(links["raw"])

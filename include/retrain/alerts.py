@@ -18,6 +18,7 @@ from typing import Any
 from airflow.sdk import BaseNotifier, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from retrain import results
 from retrain.macros import run_date_of
 from retrain.runs import REJECT, RunRecord
 
@@ -31,7 +32,7 @@ def alert_for(dag_id: str, run_id: str, state: str, record: RunRecord) -> dict |
     if record.run_id != run_id:
         record = RunRecord()  # the record is another run's: this one failed before writing it
     where = f"{dag_id} for {record.run_date or '?'} (run {run_id})"
-    links = record.links()
+    links = results.links(record)
     if state == "failed":
         stage = record.failed_stage
         kind = "validation_failed" if stage == "validate" else "failed"

@@ -15,11 +15,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from retrain import claims
+from retrain import claims, results
 from retrain.lake import landed_days
 from retrain.local_airflow import airflow_env, ensure_airflow_db, fail_runs
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, local_path, parse_date
-from retrain.results import DEFAULT_PORT as RESULTS_PORT
 from retrain.runs import RunRecord, run_folder
 from retrain.spec import Spec, SpecError, load_spec
 from retrain.validation import SUITES
@@ -237,7 +236,7 @@ def _no_stage_ran(dataset: str, run_date: date, dag_run: Any) -> dict[str, Any]:
 
 def _run_summary(sections: dict[str, Any]) -> dict[str, Any]:
     record = RunRecord(sections)
-    links = record.links()
+    links = results.links(record)
     return {
         "run_date": record.run_date,
         "state": record.state,
@@ -573,8 +572,6 @@ def cmd_serve_results(args: argparse.Namespace) -> int:
     """The results service (`retrain.results`) until Ctrl-C or SIGTERM."""
     import signal
 
-    from retrain import results
-
     server = results.serve(args.host, args.port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"Run reports and Data Docs: http://{args.host}:{args.port}/", flush=True)
@@ -690,14 +687,14 @@ def _add_service_commands(commands: Any) -> None:
         help="API server/UI on 127.0.0.1, scheduler, DAG processor, triggerer; Ctrl-C stops all",
     )
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--results-port", type=int, default=RESULTS_PORT)
+    serve.add_argument("--results-port", type=int, default=results.DEFAULT_PORT)
     serve.set_defaults(func=cmd_serve_airflow)
-    results = commands.add_parser(
+    served = commands.add_parser(
         "serve-results", help="serve run reports and Data Docs over HTTP until Ctrl-C"
     )
-    results.add_argument("--host", default="127.0.0.1")
-    results.add_argument("--port", type=int, default=RESULTS_PORT)
-    results.set_defaults(func=cmd_serve_results)
+    served.add_argument("--host", default="127.0.0.1")
+    served.add_argument("--port", type=int, default=results.DEFAULT_PORT)
+    served.set_defaults(func=cmd_serve_results)
     ui = commands.add_parser("mlflow-ui", help="serve the MLflow UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_mlflow_ui)

@@ -32,7 +32,7 @@ from airflow.sdk.exceptions import (
 )
 from airflow.sdk.log import mask_secret
 
-from retrain import claims, keys
+from retrain import claims, keys, results
 from retrain.errors import NO_RETRY_EXITS
 from retrain.lake import data_objects
 from retrain.paths import REPO_ROOT, DatasetPaths, home
@@ -195,7 +195,7 @@ class ResultLink(BaseOperatorLink):
         args = operator.application_args
         dataset, run_date = args[args.index("--dataset") + 1], args[args.index("--run-date") + 1]
         record = RunRecord.read(dataset, date.fromisoformat(run_date))
-        return record.links().get(self.kind, "") if record.run_id == ti_key.run_id else ""
+        return results.links(record).get(self.kind, "") if record.run_id == ti_key.run_id else ""
 
 
 # The results each stage links to, as (button title, kind).

@@ -50,6 +50,16 @@ def docs_url(dataset: str, page: str) -> str | None:
     return f"{base_url()}/docs/{dataset}/{quote(page.split(marker, 1)[1])}"
 
 
+def links(record: RunRecord) -> dict[str, str]:
+    """URLs of a run's results on this service: `report` and each Data Docs suite's page."""
+    if not (record.dataset and record.run_date):
+        return {}
+    found = {suite: docs_url(record.dataset, page) for suite, page in record.data_docs.items()}
+    if record.report:
+        found["report"] = report_url(record.dataset, record.run_date)
+    return {kind: url for kind, url in found.items() if url}
+
+
 class ResultsHandler(BaseHTTPRequestHandler):
     """GET only; anything outside the two trees is 404."""
 

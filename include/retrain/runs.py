@@ -131,20 +131,6 @@ class RunRecord:
         }
         return {suite: page for suite, page in pages.items() if page}
 
-    def links(self) -> dict[str, str]:
-        """URLs of the run's results on the results service: `report` and each Data Docs
-        suite's page."""
-        from retrain import results
-
-        if not (self.dataset and self.run_date):
-            return {}
-        found = {
-            suite: results.docs_url(self.dataset, page) for suite, page in self.data_docs.items()
-        }
-        if self.report:
-            found["report"] = results.report_url(self.dataset, self.run_date)
-        return {kind: url for kind, url in found.items() if url}
-
 
 def stage_outcome(stage: str, section: dict[str, Any]) -> str:
     """What a finished stage did, in a few words, from its section of the record."""
