@@ -136,15 +136,15 @@ def case_gemm(args: argparse.Namespace) -> dict[str, Any]:
 def case_mlp_pass(args: argparse.Namespace) -> dict[str, Any]:
     """FLOP rate of MLlib training passes on retrain's prepared input (scaled, cached).
 
-    `--block-size`, `--partitions` and `--java-blas` give the variants measured side by side (as
-    shipped: the spec's block size, a partition per core as `retrain.model.prepare` makes, and
-    the system's native BLAS).
+    `--block-size`, `--partitions` and `--java-blas` give the variants measured side by side
+    (as shipped: the spec's block size, a partition per core as `retrain.spark.model.prepare`
+    makes, and the system's native BLAS).
     """
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import MultilayerPerceptronClassifier
 
-    from retrain.model import FEATURES as VECTOR
-    from retrain.model import feature_stages
+    from retrain.spark.model import FEATURES as VECTOR
+    from retrain.spark.model import feature_stages
 
     spark = spark_session(java_blas=args.java_blas)
     train, _ = spark_split(spark, args.data)
@@ -183,12 +183,12 @@ def blas_in_use(spark) -> str:  # noqa: ANN001
 
 
 def case_retrain(args: argparse.Namespace) -> dict[str, Any]:
-    """retrain's train stage as shipped (retrain.model: transforms fitted once, input cached a
-    partition per core, the spec's block size), its network continued in chunks of CHUNK
+    """retrain's train stage as shipped (retrain.spark.model: transforms fitted once, input
+    cached a partition per core, the spec's block size), its network continued in chunks of CHUNK
     iterations so F1 can be checked in between. `--warm FILE`: the network starts from a
     champion fitted on another day's data, as `model.warm_start` does."""
-    from retrain.model import FEATURES as VECTOR
-    from retrain.model import assemble, fit_pipeline, network_for, prepare
+    from retrain.spark.model import FEATURES as VECTOR
+    from retrain.spark.model import assemble, fit_pipeline, network_for, prepare
 
     spark = spark_session()
     train, test = spark_split(spark, args.data)
@@ -229,8 +229,8 @@ def case_trainer(args: argparse.Namespace) -> dict[str, Any]:
     stopping) on another day's data, as `model.warm_start` does."""
     from pyspark.sql import functions as F
 
-    from retrain.model import IS_VALIDATION, assemble, fit_pipeline, prepare
-    from retrain.trainer import AdamMLPClassifier
+    from retrain.spark.model import IS_VALIDATION, assemble, fit_pipeline, prepare
+    from retrain.spark.trainer import AdamMLPClassifier
 
     spark = spark_session()
     train, test = spark_split(spark, args.data)
@@ -387,7 +387,7 @@ def case_gx(args: argparse.Namespace) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     from bench.suites import aggregate_checks, bench_suite
-    from retrain.validation import validate
+    from retrain.spark.validation import validate
 
     spark = spark_session()
     frame = spark.read.parquet(args.data).cache()  # as the validate stage does

@@ -29,8 +29,8 @@ DAY = date(2026, 3, 2)
 def _spec(spark: SparkSession, name: str, csv: Path, model: dict[str, Any]):  # noqa: ANN202
     """The spec `retrain new-dataset NAME --from CSV --label label --id id` writes, with
     `model` keys overriding the scaffold's (none by default)."""
-    from retrain.scaffold import read_sample, scaffold_spec
     from retrain.spec import parse_spec
+    from retrain.tools.scaffold import read_sample, scaffold_spec
 
     source, frame = read_sample(spark, csv)
     data, _ = scaffold_spec(name, csv, frame, source=source, label="label", id_column="id")
@@ -40,7 +40,7 @@ def _spec(spark: SparkSession, name: str, csv: Path, model: dict[str, Any]):  # 
 
 def _splits(spark: SparkSession, spec, csv: Path) -> dict[str, Any]:  # noqa: ANN001
     """train, validation and test frames as the preprocess stage makes them."""
-    from retrain.features import build_features
+    from retrain.spark.features import build_features
     from retrain.spec import quote
 
     ddl = ", ".join(f"{quote(c)} {t}" for c, t in spec.schema.items())
@@ -93,7 +93,7 @@ def compare(spark: SparkSession, name: str, folder: Path, model: dict[str, Any])
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
-    from retrain.model import fit_pipeline, labels_of, training_history
+    from retrain.spark.model import fit_pipeline, labels_of, training_history
 
     csv = public.write_csv(name, folder)
     spec = _spec(spark, name, csv, model)

@@ -155,7 +155,8 @@ def run_dag(rows: int) -> dict[str, Any]:
         load = os.getloadavg()[0]
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "retrain.cli", "run", "bench_teacher", "--date", str(DAY)],
+            [sys.executable, "-m", "retrain.tools.cli", "run", "bench_teacher",
+             "--date", str(DAY)],
             env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
         wall = time.perf_counter() - started
@@ -188,7 +189,7 @@ def run_dag(rows: int) -> dict[str, Any]:
 def _cli(env: dict[str, str], *args: str) -> float:
     """Seconds `retrain ARGS` took; it must succeed."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "retrain.cli", *args], env=env,
+    done = subprocess.run([sys.executable, "-m", "retrain.tools.cli", *args], env=env,
                           capture_output=True, text=True, check=False)  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(

@@ -21,10 +21,10 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from retrain.drift import drift_stats
-from retrain.job import counting_spark_jobs
+from retrain.spark.drift import drift_stats
+from retrain.spark.job import counting_spark_jobs
+from retrain.spark.validation import run_suite
 from retrain.spec import parse_spec
-from retrain.validation import run_suite
 
 FEATURES = [f"f{i}" for i in range(20)]
 LABELS = [0, 1, 2, 3, 4]

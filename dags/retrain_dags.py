@@ -8,7 +8,7 @@ Adding a dataset is adding a spec and its expectation suite; this file only wire
 
 from __future__ import annotations
 
-from retrain.dag_factory import BrokenSpecs, build_dag, build_score_dag
+from retrain.airflow.dag_factory import BrokenSpecs, build_dag, build_score_dag
 from retrain.spec import load_all_specs
 
 _broken: dict[str, str] = {}

@@ -1,6 +1,6 @@
 """Evaluate: score candidate and champion on the same test rows and decide whether to publish.
 
-Metrics are computed in Spark SQL (`retrain.metrics`). The gate, in order: enough test rows,
+Metrics are computed in Spark SQL (`retrain.spark.metrics`). The gate, in order: enough test rows,
 the gate metric at or above the floor, not below the champion by more than `max_regression`,
 and (with the bootstrap on) better than the champion beyond noise. The gate's mode then decides
 what happens: `enforce` acts on the verdict, `dry_run` records it and never publishes, `off`
@@ -15,15 +15,15 @@ from typing import Any
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
-from retrain import registry
 from retrain.errors import RetrainError
-from retrain.gate import decide
-from retrain.job import RunContext, main
 from retrain.lake import is_complete
-from retrain.metrics import HEADLINE, bootstrap_difference, classification_metrics, prepare
-from retrain.model import PREDICTED_LABEL, labels_of
-from retrain.report import write_report
 from retrain.runs import read_run, run_folder
+from retrain.spark import registry
+from retrain.spark.gate import decide
+from retrain.spark.job import RunContext, main
+from retrain.spark.metrics import HEADLINE, bootstrap_difference, classification_metrics, prepare
+from retrain.spark.model import PREDICTED_LABEL, labels_of
+from retrain.spark.report import write_report
 from retrain.spec import Gate, Spec
 
 

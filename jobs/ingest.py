@@ -1,9 +1,9 @@
 """Ingest: split the run date's landing partition into the raw and the quarantine partitions.
 
 Rows that cannot be used go to quarantine with a reason, the column and the value at fault
-(see `retrain.landing`); the rest to the raw partition, rows with no label among them (counted
-as unlabelled, with their own limit). Sensitive columns are protected before
-anything else sees them (`retrain.pii`). Every row read lands in exactly one of
+(see `retrain.spark.landing`); the rest to the raw partition, rows with no label among them
+(counted as unlabelled, with their own limit). Sensitive columns are protected before
+anything else sees them (`retrain.spark.pii`). Every row read lands in exactly one of
 the two, both are replaced whole (never half-written), and too many bad rows fail the run
 without touching the raw partition.
 """
@@ -17,9 +17,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retrain.errors import DataRejected, RetrainError
-from retrain.job import RunContext, main, run_history
 from retrain.lake import exists, list_landing, write_partition
-from retrain.landing import (
+from retrain.spark.job import RunContext, main, run_history
+from retrain.spark.landing import (
     PROBLEM,
     check_rows,
     explain,
@@ -27,8 +27,8 @@ from retrain.landing import (
     quarantine_rows,
     read_landing,
 )
+from retrain.spark.validation import load_suite
 from retrain.spec import quote
-from retrain.validation import load_suite
 
 log = logging.getLogger(__name__)
 # Days of a history ingested at once: each is a few small jobs that leave cores idle alone.

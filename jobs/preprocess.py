@@ -1,7 +1,7 @@
 """Preprocess: build the run's feature partition from the training window, in Spark SQL.
 
 The window is the last `window_days` validated raw partitions up to the run date (never later
-ones, never a day that failed validation); `retrain.features` builds the table. The features
+ones, never a day that failed validation); `retrain.spark.features` builds the table. The features
 suite checks it before it is written; a critical failure leaves the previous partition in place.
 """
 
@@ -15,12 +15,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retrain.errors import DataRejected, RetrainError
-from retrain.features import build_features
-from retrain.job import RunContext, main
 from retrain.lake import is_validated, write_partition
 from retrain.paths import window_dates
+from retrain.spark.features import build_features
+from retrain.spark.job import RunContext, main
+from retrain.spark.validation import load_suite, validate
 from retrain.spec import quote
-from retrain.validation import load_suite, validate
 
 log = logging.getLogger(__name__)
 

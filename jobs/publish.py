@@ -25,13 +25,13 @@ from typing import Any
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
-from retrain import registry
 from retrain.errors import DataRejected, RetrainError
-from retrain.gate import hold_back_reason
-from retrain.job import RunContext, main
 from retrain.lake import is_complete, read_object
-from retrain.report import REPORT_DATA, REPORT_PAGE
 from retrain.runs import PUBLISH, read_run
+from retrain.spark import registry
+from retrain.spark.gate import hold_back_reason
+from retrain.spark.job import RunContext, main
+from retrain.spark.report import REPORT_DATA, REPORT_PAGE
 from retrain.spec import quote
 
 EXAMPLE_ROWS = 5  # rows of the input example logged with the model

@@ -14,12 +14,12 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from retrain import registry
 from retrain.errors import RetrainError
-from retrain.features import model_inputs
-from retrain.job import RunContext, main
 from retrain.lake import is_validated, write_partition
-from retrain.model import PREDICTED_LABEL
+from retrain.spark import registry
+from retrain.spark.features import model_inputs
+from retrain.spark.job import RunContext, main
+from retrain.spark.model import PREDICTED_LABEL
 from retrain.spec import quote
 
 

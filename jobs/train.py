@@ -1,4 +1,4 @@
-"""Train: fit the model pipeline (`retrain.model`) on the run's training split and save it.
+"""Train: fit the model pipeline (`retrain.spark.model`) on the run's training split and save it.
 
 The validation split stops the adam solver early; the test split is never read here. The
 candidate is written to the run date's candidate path, its loss history to the run folder.
@@ -12,12 +12,12 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from retrain import registry
 from retrain.errors import DataRejected, RetrainError
-from retrain.features import augment_training
-from retrain.job import RunContext, main
 from retrain.lake import is_complete, save_model
-from retrain.model import ModelError, fit_pipeline, labels_of, training_history
+from retrain.spark import registry
+from retrain.spark.features import augment_training
+from retrain.spark.job import RunContext, main
+from retrain.spark.model import ModelError, fit_pipeline, labels_of, training_history
 
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:

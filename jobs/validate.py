@@ -19,13 +19,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retrain.drift import drift_stats, drift_suite
 from retrain.errors import DataRejected, RetrainError
-from retrain.job import RunContext, counting_spark_jobs, in_history, main, run_history
 from retrain.lake import is_complete, is_validated, set_validated, write_object
 from retrain.paths import window_dates
 from retrain.runs import run_folder, update_run
-from retrain.validation import build_docs, load_suite, validate
+from retrain.spark.drift import drift_stats, drift_suite
+from retrain.spark.job import RunContext, counting_spark_jobs, in_history, main, run_history
+from retrain.spark.validation import build_docs, load_suite, validate
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pyspark.sql import SparkSession
 
-from retrain import registry
+from retrain.spark import registry
 from tests.helpers import EARLIER, LATER, TOY, land_candidate, toy_spec, write_toy_suites
 
 # py4j logs its shutdown after pytest has closed the captured streams.

@@ -16,12 +16,12 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from retrain.features import build_features
-from retrain.job import RunContext
 from retrain.lake import save_model, write_partition
-from retrain.model import fit_pipeline, training_history
 from retrain.paths import DatasetPaths
 from retrain.runs import read_run, update_run
+from retrain.spark.features import build_features
+from retrain.spark.job import RunContext
+from retrain.spark.model import fit_pipeline, training_history
 from retrain.spec import Spec, parse_spec
 
 
@@ -152,7 +152,7 @@ def wait_for(check, what: str, seconds: float, every: float = 2) -> Any:  # noqa
 def retrain_cli(env: dict[str, str], *args: str, expect: int = 0) -> subprocess.CompletedProcess:
     """Run `retrain ARGS` as a user would, in `env`; its exit code must be `expect`."""
     done = subprocess.run(
-        [sys.executable, "-m", "retrain.cli", *args],
+        [sys.executable, "-m", "retrain.tools.cli", *args],
         env=env,
         capture_output=True,
         text=True,

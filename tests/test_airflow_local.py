@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from retrain.dag_factory import STAGES
-from retrain.local_airflow import USER, LocalAirflow
+from retrain.airflow.dag_factory import STAGES
+from retrain.airflow.local_airflow import USER, LocalAirflow
 from tests.helpers import browse, free_port, run_record, wait_for
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def airflow(tmp_path_factory):
     try:
         for end in (today, backfill[0]):  # two days per call: ~900 images each
             subprocess.run(
-                [sys.executable, "-m", "retrain.cli", "demo-data", "--end", end.isoformat(),
+                [sys.executable, "-m", "retrain.tools.cli", "demo-data", "--end", end.isoformat(),
                  "--days", "2"],
                 env=os.environ | env, check=True, capture_output=True,
             )  # fmt: skip
@@ -224,7 +224,7 @@ def test_a_backfill_makes_one_run_per_date_and_leaves_the_champion(airflow):
         assert record["publish"]["held_back"] and not record["publish"]["champion_moved"]
         assert (home / "lake" / "raw" / "digits" / f"ds={day}" / "_SUCCESS").exists()
     status = subprocess.run(
-        [sys.executable, "-m", "retrain.cli", "status", "digits", "--json"],
+        [sys.executable, "-m", "retrain.tools.cli", "status", "digits", "--json"],
         env=os.environ | {"RETRAIN_HOME": str(home)}, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(status.stdout)["champion"]["version"] == 1  # registered 2-3, not moved

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from retrain.alerts import alert_for, send
+from retrain.airflow.alerts import alert_for, send
 from retrain.runs import RunRecord
 from tests.helpers import start_webhook
 
@@ -78,7 +78,7 @@ def test_an_alert_reaches_the_webhook_of_the_connection(webhook, monkeypatch):
 
 def test_without_a_connection_the_alert_goes_to_the_log(monkeypatch, caplog):
     monkeypatch.delenv("AIRFLOW_CONN_RETRAIN_ALERTS", raising=False)
-    with caplog.at_level(logging.WARNING, logger="retrain.alerts"):
+    with caplog.at_level(logging.WARNING, logger="retrain.airflow.alerts"):
         send({"kind": "failed", "text": "it broke", "dag_id": "d", "run_id": RUN, "links": []})
     assert "no retrain_alerts connection" in caplog.text and "it broke" in caplog.text
 
@@ -87,10 +87,10 @@ def test_a_run_in_which_no_task_ran_is_reported_not_a_crash(monkeypatch, caplog)
     """Airflow's DAG callback context has no `dag_run` when no task ran."""
     from types import SimpleNamespace
 
-    from retrain.alerts import RunNotifier
+    from retrain.airflow.alerts import RunNotifier
 
     monkeypatch.delenv("AIRFLOW_CONN_RETRAIN_ALERTS", raising=False)
     context = {"dag": SimpleNamespace(dag_id="retrain_digits"), "run_id": RUN, "reason": "success"}
-    with caplog.at_level(logging.WARNING, logger="retrain.alerts"):
+    with caplog.at_level(logging.WARNING, logger="retrain.airflow.alerts"):
         RunNotifier("digits", "0 0 * * *", failed=False).notify(context)
     assert f"retrain_digits run {RUN} ended (success) without running a task" in caplog.text

@@ -7,9 +7,9 @@ from datetime import date, timedelta
 
 import yaml
 
-from retrain.calibrate import Calibration, band, calibrate, drift_block, with_drift_block
 from retrain.lake import landed_days
 from retrain.spec import parse_spec
+from retrain.tools.calibrate import Calibration, band, calibrate, drift_block, with_drift_block
 from tests.feeds import TRIPS, write_trips
 
 FIRST = date(2025, 6, 1)

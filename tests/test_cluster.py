@@ -23,7 +23,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from retrain.dag_factory import STAGES
+from retrain.airflow.dag_factory import STAGES
 from tests.helpers import free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -116,7 +116,7 @@ def cluster_run(cluster, tmp_path_factory) -> dict:
         ),
     }
     env.pop("MLFLOW_TRACKING_URI", None)
-    cli = [sys.executable, "-m", "retrain.cli"]
+    cli = [sys.executable, "-m", "retrain.tools.cli"]
     for args in (["demo-data", "--end", DAY.isoformat(), "--days", "1"],
                  ["run", "digits", "--date", DAY.isoformat()]):  # fmt: skip
         done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, check=False)

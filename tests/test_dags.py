@@ -14,14 +14,14 @@ import yaml
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
-from retrain.cli import _run_summary
-from retrain.dag_factory import STAGES, build_dag, model_asset
-from retrain.local_airflow import SPARK_POOL
-from retrain.macros import PARAM_KEYS, overrides_of, run_date_of, run_type_of
-from retrain.operators import LandingSensor, code_zip
+from retrain.airflow.dag_factory import STAGES, build_dag, model_asset
+from retrain.airflow.local_airflow import SPARK_POOL
+from retrain.airflow.macros import PARAM_KEYS, overrides_of, run_date_of, run_type_of
+from retrain.airflow.operators import LandingSensor, code_zip
 from retrain.paths import REPO_ROOT
 from retrain.runs import read_run, update_run
 from retrain.spec import SpecError, load_spec
+from retrain.tools.cli import _run_summary
 
 
 @pytest.fixture(scope="module")
@@ -220,9 +220,19 @@ def test_code_zip_holds_the_package_and_is_content_named(home):
 
     first = code_zip()
     assert first == code_zip()
-    names = zipfile.ZipFile(first).namelist()
-    assert "retrain/spec.py" in names
-    assert "retrain/job.py" in names
+    names = set(zipfile.ZipFile(first).namelist())
+    assert {
+        "retrain/__init__.py",
+        "retrain/spec.py",
+        "retrain/lake.py",
+        "retrain/runs.py",
+    } <= names
+    assert {
+        "retrain/spark/__init__.py",
+        "retrain/spark/job.py",
+        "retrain/spark/trainer.py",
+    } <= names
+    assert not [n for n in names if n.startswith(("retrain/airflow/", "retrain/tools/"))]
 
 
 @pytest.mark.parametrize(
@@ -231,7 +241,7 @@ def test_code_zip_holds_the_package_and_is_content_named(home):
 def test_only_transient_failures_are_retried(tmp_path, monkeypatch, exit_code, retried):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from retrain.operators import RetrainSparkSubmitOperator
+    from retrain.airflow.operators import RetrainSparkSubmitOperator
 
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[1]"}')

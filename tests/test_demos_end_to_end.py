@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retrain.demo import FIRST_NAMES
+from retrain.tools.demo import FIRST_NAMES
 from tests.helpers import retrain_cli
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.dag_factory import STAGES
+from retrain.airflow.dag_factory import STAGES
 from retrain.paths import DatasetPaths
 from retrain.spec import load_spec
 from tests.helpers import run_record, start_webhook
@@ -29,7 +29,7 @@ from tests.helpers import run_record, start_webhook
 pytestmark = pytest.mark.integration
 
 DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
-CLI = [sys.executable, "-m", "retrain.cli"]
+CLI = [sys.executable, "-m", "retrain.tools.cli"]
 
 
 def retrain(

@@ -23,15 +23,18 @@ from pyspark.ml.feature import StringIndexer
 from pyspark.ml.linalg import Vectors
 
 from jobs import evaluate, ingest, publish
-from retrain import claims, cli, keys, registry
+from retrain import keys
+from retrain.airflow import claims
 from retrain.errors import DataRejected
 from retrain.lake import is_complete, save_model, write_partition
-from retrain.metrics import classification_metrics
-from retrain.metrics import prepare as prepare_scored
 from retrain.paths import lake_root
 from retrain.runs import read_run, update_run
+from retrain.spark import registry
+from retrain.spark.metrics import classification_metrics
+from retrain.spark.metrics import prepare as prepare_scored
+from retrain.spark.validation import load_suite
 from retrain.spec import SpecError
-from retrain.validation import load_suite
+from retrain.tools import cli
 from tests.helpers import EARLIER, LATER, TOY, TOY_SUITES, context, free_port, toy_spec
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
-from retrain.drift import drift_stats
-from retrain.features import augment_training, build_features, model_inputs
-from retrain.model import fit_pipeline, labels_of
+from retrain.spark.drift import drift_stats
+from retrain.spark.features import augment_training, build_features, model_inputs
+from retrain.spark.model import fit_pipeline, labels_of
 from tests.helpers import toy_spec
 
 TICKETS = [

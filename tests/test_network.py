@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrain.network import (
+from retrain.spark.network import (
     Adam,
     Network,
     Rows,

@@ -22,15 +22,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retrain import keys, pii
+from retrain import keys
 from retrain.errors import EXIT_DATA_REJECTED
 from retrain.paths import REPO_ROOT
+from retrain.spark import pii
 
 pytestmark = pytest.mark.integration
 
 DAY = date(2026, 3, 1)
 KEY = "pii-test-" + "4f9c2a7e" * 6
-CLI = [sys.executable, "-m", "retrain.cli"]
+CLI = [sys.executable, "-m", "retrain.tools.cli"]
 FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Tony", "Radia", "Ken"]
 LAST = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Hoare", "Perlman"]
 SPEC = {

@@ -7,12 +7,12 @@ from datetime import date
 import pytest
 from pyspark.sql import functions as F
 
-from retrain.cli import write_suggested_suites
 from retrain.errors import RetrainError
-from retrain.features import build_features
-from retrain.profile import suggest_suites
+from retrain.spark.features import build_features
+from retrain.spark.validation import failures, run_suite
 from retrain.spec import SpecError
-from retrain.validation import failures, run_suite
+from retrain.tools.cli import write_suggested_suites
+from retrain.tools.profile import suggest_suites
 from tests.helpers import toy_spec
 
 DAY = date(2026, 1, 2)
@@ -125,7 +125,7 @@ def test_suites_profiled_on_a_small_day_hold_on_other_ordinary_days(spark, home,
 
 
 def test_suggest_suite_refuses_to_overwrite_and_needs_data(spark, home, tmp_path, monkeypatch):
-    monkeypatch.setattr("retrain.cli.load_spec", lambda name: toy_spec())
+    monkeypatch.setattr("retrain.tools.cli.load_spec", lambda name: toy_spec())
     (tmp_path / "expectations" / "toy").mkdir(parents=True)
     (tmp_path / "expectations" / "toy" / "raw.json").write_text("{}")
     with pytest.raises(SpecError, match=r"toy/raw.json already exist; pass --force"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from retrain.report import write_report
+from retrain.spark.report import write_report
 from tests.helpers import browse, chromium
 
 # Reports each picture's decoded width once the page has loaded.

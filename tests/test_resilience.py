@@ -20,7 +20,7 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from retrain.operators import RetrainSparkSubmitOperator
+from retrain.airflow.operators import RetrainSparkSubmitOperator
 from retrain.paths import REPO_ROOT
 from tests.helpers import TOY
 from tests.jobs.test_ingest import GOOD, HEADER, land

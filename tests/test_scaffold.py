@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from retrain.scaffold import scaffold_spec, spec_yaml
 from retrain.spec import SpecError, parse_spec
+from retrain.tools.scaffold import scaffold_spec, spec_yaml
 
 SAMPLE = Path("sample.csv")
 SOURCE = {"format": "csv", "options": {"header": "true"}}
@@ -82,7 +82,7 @@ def test_a_unique_id_is_found_even_where_the_approximate_count_reads_low(spark):
 
 def test_a_landing_folder_is_sampled_across_days_and_read_as_it_is_written(spark, home):
     from retrain.paths import lake_root
-    from retrain.scaffold import TRUSTED_ROWS, scaffold
+    from retrain.tools.scaffold import TRUSTED_ROWS, scaffold
     from tests.feeds import write_trips
 
     root = Path(lake_root()) / "landing" / "trips"

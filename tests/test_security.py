@@ -17,11 +17,13 @@ from pyspark.ml import Pipeline
 from pyspark.ml.feature import StringIndexer
 
 from jobs import ingest, preprocess
-from retrain import cli, integrity, keys, pii, registry
-from retrain.model import fit_pipeline
-from retrain.operators import export_secret
+from retrain import keys
+from retrain.airflow.operators import export_secret
 from retrain.paths import REPO_ROOT
+from retrain.spark import integrity, pii, registry
+from retrain.spark.model import fit_pipeline
 from retrain.spec import SpecError, load_spec, parse_spec
+from retrain.tools import cli
 from tests.helpers import TOY, context, toy_spec
 from tests.jobs.test_ingest import DAY, land
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.dag_factory import STAGES
+from retrain.airflow.dag_factory import STAGES
 from retrain.paths import REPO_ROOT
 from tests.helpers import retrain_cli, run_dates, run_record
 

@@ -10,8 +10,8 @@ from pyspark.ml.linalg import Vectors
 from sklearn.datasets import load_digits
 from sklearn.metrics import f1_score
 
-from retrain.network import Network
-from retrain.trainer import AdamMLPClassifier, TrainingDiverged, to_mllib
+from retrain.spark.network import Network
+from retrain.spark.trainer import AdamMLPClassifier, TrainingDiverged, to_mllib
 
 LAYERS = [64, 24, 10]
 SPLITS = ["train", "train", "train", "validation", "test"]

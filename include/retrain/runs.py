@@ -20,7 +20,7 @@ from retrain.lake import list_folders, list_objects, read_object, write_object
 from retrain.paths import lake_root
 
 RECORD_FOLDER = "record"
-# A run's decision, as the record holds it: evaluate's gate (`retrain.gate`), or the landing
+# A run's decision, as the record holds it: evaluate's gate (`retrain.spark.gate`), or the landing
 # sensor's when nothing landed on a day the feed may skip.
 PUBLISH, REJECT, DRY_RUN, NO_DATA = "publish", "reject", "dry_run", "no_data"
 

@@ -101,7 +101,7 @@ class Model:
 
     hidden_layers: tuple[int, ...] = (64,)
     # adam: mini-batch Adam in one Spark job, early-stopped on the validation split
-    # (retrain.trainer); l-bfgs and gd: MLlib's own full-batch solvers.
+    # (retrain.spark.trainer); l-bfgs and gd: MLlib's own full-batch solvers.
     solver: str = "adam"
     # adam: rows per step at most; small data takes smaller batches (20+ steps an epoch)
     batch_size: int = 256
@@ -228,7 +228,8 @@ class Spec:
     model: Model = field(default_factory=Model)
     gate: Gate = field(default_factory=Gate)
     drift: Drift = field(default_factory=Drift)
-    # column -> pseudonymize | encrypt | drop, applied before anything is written (retrain.pii)
+    # column -> pseudonymize | encrypt | drop, applied before anything is written
+    # (retrain.spark.pii)
     sensitive: dict[str, str] = field(default_factory=dict)
     file: str = field(default="", compare=False)
 

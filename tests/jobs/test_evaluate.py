@@ -7,9 +7,9 @@ import pytest
 from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 from pyspark.ml.linalg import Vectors
 
-from retrain.gate import decide
-from retrain.metrics import bootstrap_difference, classification_metrics, metric_of, prepare
 from retrain.runs import DRY_RUN, PUBLISH, REJECT
+from retrain.spark.gate import decide
+from retrain.spark.metrics import bootstrap_difference, classification_metrics, metric_of, prepare
 from retrain.spec import Gate
 
 LABELS = ["a", "b", "c"]

@@ -10,9 +10,9 @@ import numpy as np
 
 from jobs import ingest
 from jobs import validate as validate_job
-from retrain.job import HISTORY_STATE
 from retrain.lake import is_validated
 from retrain.runs import read_run, stage_outcome
+from retrain.spark.job import HISTORY_STATE
 from tests.helpers import context, toy_spec
 
 HEADER = "id,label,x,y"

@@ -8,9 +8,9 @@ from pyspark.sql import functions as F
 
 from jobs import preprocess
 from retrain.errors import RetrainError
-from retrain.features import build_features
 from retrain.lake import set_validated
 from retrain.paths import window_dates
+from retrain.spark.features import build_features
 from tests.helpers import context, toy_spec
 
 COLUMNS = "id long, label string, x double, y double"

@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 from mlflow.models import Model
 
 from jobs import evaluate, publish
-from retrain import integrity, registry
 from retrain.runs import read_run, update_run
+from retrain.spark import integrity, registry
 from tests.helpers import EARLIER, LATER, context, toy_spec
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.model import ModelError, fit_pipeline, labels_of, training_history
+from retrain.spark.model import ModelError, fit_pipeline, labels_of, training_history
 from tests.helpers import toy_spec
 
 

@@ -12,14 +12,14 @@ from pyspark.sql import functions as F
 from sklearn.datasets import load_digits
 
 from jobs import validate as validate_job
-from retrain.drift import psi
 from retrain.errors import RetrainError
-from retrain.features import build_features
-from retrain.job import counting_spark_jobs
 from retrain.lake import is_validated, read_object, set_validated
 from retrain.runs import read_run, run_folder
+from retrain.spark.drift import psi
+from retrain.spark.features import build_features
+from retrain.spark.job import counting_spark_jobs
+from retrain.spark.validation import failures, load_suite, run_suite
 from retrain.spec import SpecError
-from retrain.validation import failures, load_suite, run_suite
 from tests.helpers import context, toy_spec
 
 DIGITS_DDL = "id long, label int, " + ", ".join(f"p{i} double" for i in range(64))

@@ -124,7 +124,7 @@ class LocalAirflow:
             "scheduler": ["airflow", "scheduler", "--skip-serve-logs"],
             "dag-processor": ["airflow", "dag-processor"],
             "triggerer": ["airflow", "triggerer", "--skip-serve-logs"],
-            "results": [sys.executable, "-m", "retrain.cli", "serve-results",
+            "results": [sys.executable, "-m", "retrain.tools.cli", "serve-results",
                         "--port", str(self.results_port)],
         }  # fmt: skip
 

@@ -34,11 +34,11 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from retrain.calibrate import Calibration, calibrate, drift_block
 from retrain.lake import data_files, landed_days
 from retrain.paths import lake_root, local_path
-from retrain.profile import profile, suggest_suites_from
 from retrain.spec import NAME_PATTERN, SpecError, parse_spec, quote
+from retrain.tools.calibrate import Calibration, calibrate, drift_block
+from retrain.tools.profile import profile, suggest_suites_from
 
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 SPEC_TYPES: list[tuple[type[DataType], str]] = [

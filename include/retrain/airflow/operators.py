@@ -32,7 +32,8 @@ from airflow.sdk.exceptions import (
 )
 from airflow.sdk.log import mask_secret
 
-from retrain import claims, keys, results
+from retrain import keys, results
+from retrain.airflow import claims
 from retrain.errors import NO_RETRY_EXITS
 from retrain.lake import data_objects
 from retrain.paths import REPO_ROOT, DatasetPaths, home
@@ -49,20 +50,23 @@ SPARK_CONF = {
     # runs a task per core. Without a system libblas, netlib falls back to Java's vector API.
     "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
 }
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # retrain/
+SPARK_SIDE = ("*.py", "spark/*.py")  # what Spark runs: the shared core and retrain.spark
 
 
 def code_zip() -> str:
-    """The shared package as a zip for `--py-files`, named by its content so it is never stale."""
-    sources = sorted(PACKAGE_DIR.glob("*.py"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+    """What Spark runs of the package (`SPARK_SIDE`: not the Airflow side, not the tools) as a
+    zip for `--py-files`, named by its content so it is never stale."""
+    sources = sorted(p for pattern in SPARK_SIDE for p in PACKAGE_DIR.glob(pattern))
+    content = (f"{p.relative_to(PACKAGE_DIR)}\n".encode() + p.read_bytes() for p in sources)
+    digest = hashlib.sha256(b"".join(content)).hexdigest()[:12]
     target = home() / "code" / f"retrain-{digest}.zip"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
         with zipfile.ZipFile(partial, "w") as archive:
             for path in sources:
-                archive.write(path, f"retrain/{path.name}")
+                archive.write(path, f"retrain/{path.relative_to(PACKAGE_DIR).as_posix()}")
         partial.replace(target)
     return str(target)
 

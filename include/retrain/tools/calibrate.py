@@ -22,10 +22,10 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retrain.drift import drift_stats
 from retrain.lake import data_files
-from retrain.landing import usable_rows
 from retrain.paths import window_dates
+from retrain.spark.drift import drift_stats
+from retrain.spark.landing import usable_rows
 from retrain.spec import Drift, Spec, SpecError
 
 WARNING_QUANTILE, WARNING_MARGIN, CRITICAL_MARGIN = 0.9, 1.2, 1.5

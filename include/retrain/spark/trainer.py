@@ -1,4 +1,4 @@
-"""A Spark ML estimator that trains `retrain.network` by mini-batch Adam and returns MLlib's
+"""A Spark ML estimator that trains `retrain.spark.network` by mini-batch Adam and returns MLlib's
 `MultilayerPerceptronClassificationModel`, so saving, scoring, signing and warm start are
 MLlib's own.
 
@@ -40,8 +40,8 @@ from pyspark.ml.util import Identifiable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retrain.exchange import Alone, Peers, Relay
-from retrain.network import (
+from retrain.spark.exchange import Alone, Peers, Relay
+from retrain.spark.network import (
     DTYPE,
     Adam,
     Network,

@@ -79,7 +79,7 @@ def load_suite(dataset: str, suite: str) -> dict[str, Any]:
 
 
 def is_row_rule(expectation: dict[str, Any]) -> bool:
-    """A critical per-row expectation that ingest applies to every row (`retrain.rules`)."""
+    """A critical per-row expectation that ingest applies to every row (`retrain.spark.rules`)."""
     kwargs = expectation.get("kwargs") or {}
     return (
         expectation.get("type") in ROW_RULE_TYPES

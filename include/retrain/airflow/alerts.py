@@ -19,7 +19,7 @@ from airflow.sdk import BaseNotifier, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from retrain import results
-from retrain.macros import run_date_of
+from retrain.airflow.macros import run_date_of
 from retrain.runs import REJECT, RunRecord
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from pyspark.ml.feature import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from retrain.spark.trainer import AdamMLPClassifier, TrainingDiverged
 from retrain.spec import Spec, quote
-from retrain.trainer import AdamMLPClassifier, TrainingDiverged
 
 
 class ModelError(ValueError):

@@ -15,9 +15,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from retrain import __version__, integrity
+from retrain import __version__
 from retrain.errors import RetrainError
 from retrain.paths import REPO_ROOT, home
+from retrain.spark import integrity
 
 CHAMPION = "champion"  # the published model every scoring run uses
 CHALLENGER = "challenger"  # the latest candidate the gate rejected or only dry-ran

@@ -6,7 +6,7 @@ layer the (out, in) matrix column-major, then the layer's biases, layers in orde
 and the vector is exactly what `MultilayerPerceptronClassifier(initialWeights=...)` takes.
 
 Training is mini-batch Adam with decoupled weight decay (AdamW) on a weighted cross-entropy;
-`retrain.trainer` runs it inside Spark tasks. Nothing here knows about Spark.
+`retrain.spark.trainer` runs it inside Spark tasks. Nothing here knows about Spark.
 """
 
 from __future__ import annotations

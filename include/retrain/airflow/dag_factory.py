@@ -1,9 +1,9 @@
 """Turns a dataset spec into its Airflow DAGs, one SparkSubmitOperator per stage: `retrain_<ds>`
 (ingest to publish, with its trigger Params and alerts) and `score_<ds>` (on the model Asset).
 
-Parse-time wiring only: the operators are in `retrain.operators`, the template macros (the run
-date, computed in one place: `run_date_of`) in `retrain.macros`. Nothing here touches Spark,
-MLflow or a database at parse time.
+Parse-time wiring only: the operators are in `retrain.airflow.operators`, the template macros
+(the run date, computed in one place: `run_date_of`) in `retrain.airflow.macros`. Nothing here
+touches Spark, MLflow or a database at parse time.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from airflow.sdk import (
     chain,
 )
 
-from retrain.alerts import RunNotifier
-from retrain.local_airflow import SPARK_POOL
-from retrain.macros import RUN_DATE, macros
-from retrain.operators import (
+from retrain.airflow.alerts import RunNotifier
+from retrain.airflow.local_airflow import SPARK_POOL
+from retrain.airflow.macros import RUN_DATE, macros
+from retrain.airflow.operators import (
     SPARK_CONF,
     ClaimSensor,
     LandingSensor,

@@ -17,9 +17,9 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from retrain.features import typed_feature
+from retrain.spark.features import typed_feature
+from retrain.spark.validation import CRITICAL, WARNING
 from retrain.spec import Spec, quote
-from retrain.validation import CRITICAL, WARNING
 
 MISSING_BIN = "missing"
 QUANTILE_ERROR = 0.001

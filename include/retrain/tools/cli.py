@@ -15,13 +15,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from retrain import claims, results
+from retrain import results
+from retrain.airflow import claims
+from retrain.airflow.local_airflow import airflow_env, ensure_airflow_db, fail_runs
 from retrain.lake import landed_days
-from retrain.local_airflow import airflow_env, ensure_airflow_db, fail_runs
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, local_path, parse_date
 from retrain.runs import RunRecord, run_folder
+from retrain.spark.validation import SUITES
 from retrain.spec import Spec, SpecError, load_spec
-from retrain.validation import SUITES
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -35,7 +36,7 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from retrain.demo import DEMOS
+    from retrain.tools.demo import DEMOS
 
     unknown = sorted(set(args.datasets) - set(DEMOS))
     if unknown:
@@ -145,7 +146,7 @@ def _run_dates(
 ) -> int:
     os.environ.update(airflow_env())
     ensure_airflow_db(dict(os.environ))
-    from retrain.dag_factory import build_dag
+    from retrain.airflow.dag_factory import build_dag
     from retrain.runs import read_run
 
     dag = build_dag(spec)
@@ -193,7 +194,7 @@ def _output_to(log_path: Path | None) -> Iterator[None]:
     """Send this process's output (Airflow's task logs, spark-submit's lines) to `log_path`,
     keeping the terminal for the stages' progress lines. None: leave everything on the
     terminal."""
-    from retrain.operators import PROGRESS_FD_ENV
+    from retrain.airflow.operators import PROGRESS_FD_ENV
 
     if log_path is None:
         yield
@@ -255,8 +256,8 @@ def _run_summary(sections: dict[str, Any]) -> dict[str, Any]:
 
 def status(dataset: str) -> dict[str, Any]:
     """The champion and every recorded run of a dataset."""
-    from retrain import registry
     from retrain.runs import list_runs
+    from retrain.spark import registry
 
     spec = load_spec(dataset)
     registry.configure()
@@ -323,8 +324,8 @@ def write_suggested_suites(
     """Profile one landing partition and write starting raw and features suites where the
     dataset's spec (or a spec in `spec_folder`) finds them."""
     from retrain.errors import RetrainError
-    from retrain.job import spark_session
-    from retrain.profile import suggest_suites
+    from retrain.spark.job import spark_session
+    from retrain.tools.profile import suggest_suites
 
     spec = load_spec(dataset)
     folder = _suite_folder(spec_folder or Path(spec.file).parent, spec.name)
@@ -365,9 +366,9 @@ def cmd_suggest_suite(args: argparse.Namespace) -> int:
 
 
 def cmd_new_dataset(args: argparse.Namespace) -> int:
-    from retrain.job import spark_session
-    from retrain.scaffold import scaffold
+    from retrain.spark.job import spark_session
     from retrain.spec import load_all_specs
+    from retrain.tools.scaffold import scaffold
 
     folder = args.output or REPO_ROOT / "include" / "datasets"
     spec_file = folder / f"{args.name}.yaml"
@@ -416,7 +417,7 @@ def cmd_new_dataset(args: argparse.Namespace) -> int:
 
 def _print_scaffold(result: Any, spec_file: Path, suite_folder: Path) -> None:
     """What new-dataset read, guessed and wrote, with every doubt it has."""
-    from retrain.scaffold import TRUSTED_ROWS
+    from retrain.tools.scaffold import TRUSTED_ROWS
 
     print(f"Profiled {result.rows} rows of {result.sample.label}")
     for problem in result.problems:
@@ -454,9 +455,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Set the spec's drift thresholds from the PSI its landed history shows, day by day."""
     import yaml
 
-    from retrain.calibrate import calibrate, drift_block, with_drift_block
-    from retrain.job import spark_session
+    from retrain.spark.job import spark_session
     from retrain.spec import parse_spec
+    from retrain.tools.calibrate import calibrate, drift_block, with_drift_block
 
     spec = load_spec(args.dataset)
     spark = spark_session(f"retrain-{spec.name}-calibrate")
@@ -490,7 +491,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     not MLflow's model signature, the input and output schema); 1 if any is refused."""
     from mlflow import MlflowClient
 
-    from retrain import integrity, registry
+    from retrain.spark import integrity, registry
 
     spec = load_spec(args.dataset)
     registry.configure()
@@ -533,7 +534,7 @@ def cmd_serve_airflow(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from retrain.local_airflow import USER, LocalAirflow
+    from retrain.airflow.local_airflow import USER, LocalAirflow
 
     for port in (args.port, args.results_port):  # else another server's answers pass for ours
         _refuse_busy_port(port)
@@ -585,7 +586,7 @@ def cmd_serve_results(args: argparse.Namespace) -> int:
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
-    from retrain import registry
+    from retrain.spark import registry
 
     _refuse_busy_port(args.port)
     registry.configure()

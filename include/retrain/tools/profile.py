@@ -19,12 +19,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType
 
 from retrain.errors import RetrainError
-from retrain.features import VECTOR_TEXT, build_features
 from retrain.lake import data_files, exists
-from retrain.landing import usable_rows
 from retrain.paths import DatasetPaths
+from retrain.spark.features import VECTOR_TEXT, build_features
+from retrain.spark.landing import usable_rows
+from retrain.spark.validation import CRITICAL, WARNING
 from retrain.spec import Spec, quote
-from retrain.validation import CRITICAL, WARNING
 
 MAX_DOMAIN = 20  # columns with at most this many distinct values get an allowed set
 ROW_BAND = (0.5, 2.0)  # the suggested row-count band around the sample's daily counts

@@ -15,8 +15,8 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from retrain.spark.validation import is_row_rule
 from retrain.spec import Spec, quote
-from retrain.validation import is_row_rule
 
 MAX_VALUE_CHARS = 200  # a quarantined value is shown truncated; the raw record keeps it whole
 

@@ -19,8 +19,8 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from retrain.errors import DataRejected
 from retrain.lake import first_line
-from retrain.pii import protect
-from retrain.rules import RowRule, first_broken, mark_duplicates, suite_rules
+from retrain.spark.pii import protect
+from retrain.spark.rules import RowRule, first_broken, mark_duplicates, suite_rules
 from retrain.spec import Spec, quote
 
 CORRUPT_COLUMN = "_corrupt_record"
