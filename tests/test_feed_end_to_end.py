@@ -2,7 +2,7 @@
 
 The trips feed (tests/feeds.py) has what broke real feeds: dates in the past, quoted line breaks,
 a day with many unlabelled rows, a temperature and a label that swing like weather, days that
-never land, and a history of 63 days. It is scaffolded from its landing folder with no hand
+never land, and a history of five weeks. It is scaffolded from its landing folder with no hand
 edits, its history is backfilled in one go, and the next three days run through the real DAG
 (one of them never lands: no_data). (That its calibrated thresholds still fail a broken day is
 tests/test_calibrate.py's; the digits end-to-end test's corrupted day fails through the DAG.)
@@ -24,7 +24,7 @@ from tests.helpers import retrain_cli, run_dates, run_record
 pytestmark = pytest.mark.integration
 
 FIRST = date(2025, 6, 1)
-HISTORY, GAP, BUSY = 63, 20, 30  # days; a day that never landed; a day of many cancellations
+HISTORY, GAP, BUSY = 35, 20, 30  # days; a day that never landed; a day of many cancellations
 NEXT = [FIRST + timedelta(days=HISTORY + i) for i in range(3)]  # the middle one never lands
 
 
@@ -81,7 +81,7 @@ def test_the_scaffold_reads_the_feed_as_it_is(feed):
     assert spec["feature_types"] == {"line": "categorical", "note": "text"}
     assert set(spec["drift"]["psi_by_column"]) == {"outcome", "line", "temp", "delay_min", "note"}
     assert spec["drift"]["psi_by_column"]["temp"][1] > 0.25  # the weather moves it
-    assert "Profiled 4200 rows of trips (14 of 62 days" in said
+    assert f"Profiled 4200 rows of trips (14 of {HISTORY - 1} days" in said
     assert "1 day(s) between the first and the last have no partition" in said
     assert "quoted values hold line breaks" in said and "too few" not in said
     assert f"retrain backfill trips --from {FIRST} --to {day(HISTORY - 1)}" in said
@@ -89,9 +89,9 @@ def test_the_scaffold_reads_the_feed_as_it_is(feed):
 
 def test_the_history_is_backfilled_in_one_go_and_publishes_once(feed):
     said, records = feed["backfill"], feed["records"]
-    assert "Backfilling trips: 62 landed day(s)" in said
+    assert f"Backfilling trips: {HISTORY - 1} landed day(s)" in said
     ingest = next(line for line in said.splitlines() if " ingest " in line and "done" in line)
-    assert "and 61 earlier day(s) from 2025-06-01" in ingest  # 62 landed, less the run date
+    assert f"and {HISTORY - 2} earlier day(s) from {FIRST}" in ingest  # less the run date
     last = records[day(HISTORY - 1).isoformat()]
     assert (last["state"], last["evaluate"]["decision"]) == ("success", "publish")
     history = [r for d, r in records.items() if d < day(HISTORY - 1).isoformat()]
@@ -110,10 +110,9 @@ def test_the_next_three_days_run_through_the_dag(feed):
     assert landed["evaluate"]["decision"] in ("publish", "reject")
     assert (missing["state"], missing["landing"]["decision"]) == ("success", "no_data")
     assert "ingest" not in missing
-    assert (
-        "landing    2025-08-04  no_data: no data landed by 2025-08-05 06:00 UTC"
-        in feed["following"]
-    )
+    deadline = NEXT[1] + timedelta(days=1)
+    said = f"landing    {NEXT[1]}  no_data: no data landed by {deadline} 06:00 UTC"
+    assert said in feed["following"]
     # The unlabelled rows of the day are scored, never trained on.
     assert 0 < landed["ingest"]["rows_unlabelled"] < landed["ingest"]["rows_valid"]
     assert feed["status"]["champion"]["version"] >= 1
