@@ -62,48 +62,40 @@ def read_object(uri: str) -> str | None:
         return None
 
 
-def list_objects(uri: str) -> list[str]:
-    """The URIs of the objects directly in a folder, sorted; [] without the folder."""
+def _listing(uri: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(URI, name, fsspec's details) of every entry directly in a folder; [] without it. A URI
+    keeps the folder's own form: a plain path stays a path, `file://` and the like a URI."""
     fs, path = _objects(uri)
     try:
         entries = fs.ls(path, detail=True)
     except FileNotFoundError:
         return []
-    prefix = uri[: len(uri) - len(path.rstrip("/"))] if "://" in uri else ""
-    names = [e["name"] for e in entries if e["type"] == "file"]
-    return sorted(_uri(fs, prefix, name) for name in names)
+    whole = "://" in uri
+    return [
+        (fs.unstrip_protocol(e["name"]) if whole else e["name"],
+         e["name"].rstrip("/").rsplit("/", 1)[-1], e)
+        for e in entries
+    ]  # fmt: skip
+
+
+def list_objects(uri: str) -> list[str]:
+    """The URIs of the objects directly in a folder, sorted; [] without the folder."""
+    return sorted(found for found, _, e in _listing(uri) if e["type"] == "file")
 
 
 def list_folders(uri: str) -> list[str]:
     """The names of the folders directly in a folder, sorted; [] without the folder."""
-    fs, path = _objects(uri)
-    try:
-        entries = fs.ls(path, detail=True)
-    except FileNotFoundError:
-        return []
-    return sorted(
-        e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "directory"
-    )
+    return sorted(name for _, name, e in _listing(uri) if e["type"] == "directory")
 
 
 def data_objects(uri: str) -> list[str]:
     """The names of the files in a folder that Spark would read as data: not empty, not hidden
     (`_` or `.` first, as Spark's own markers are); [] without the folder."""
-    fs, path = _objects(uri)
-    try:
-        entries = fs.ls(path, detail=True)
-    except FileNotFoundError:
-        return []
-    names = ((e["name"].rstrip("/").rsplit("/", 1)[-1], e) for e in entries)
     return sorted(
         name
-        for name, e in names
+        for _, name, e in _listing(uri)
         if e["type"] == "file" and e.get("size", 0) > 0 and not name.startswith(("_", "."))
     )
-
-
-def _uri(fs: Any, prefix: str, name: str) -> str:
-    return fs.unstrip_protocol(name) if prefix else name
 
 
 def _fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
