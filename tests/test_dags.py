@@ -21,7 +21,7 @@ from retrain.airflow.operators import LandingSensor, code_zip
 from retrain.paths import REPO_ROOT
 from retrain.runs import read_run, update_run
 from retrain.spec import SpecError, load_spec
-from retrain.tools.cli import _run_summary
+from retrain.tools.local_runs import run_summary
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +294,7 @@ def test_a_day_that_has_not_landed_waits_deferred_then_fails_or_is_no_data(tmp_p
         sensor.execute(context)
     record = read_run("late", long_ago)
     assert (record["state"], record["landing"]["decision"]) == ("success", "no_data")
-    assert _run_summary(record)["decision"] == "no_data"  # what `retrain run` and status say
+    assert run_summary(record)["decision"] == "no_data"  # what `retrain run` and status say
     # Landed (a data file, not only an empty or hidden one): on at once, the no_data gone.
     folder = tmp_path / "home" / "lake" / "landing" / "late" / f"ds={yesterday}"
     folder.mkdir(parents=True)
@@ -307,4 +307,4 @@ def test_a_day_that_has_not_landed_waits_deferred_then_fails_or_is_no_data(tmp_p
     sensor.execute(context)
     assert read_run("late", yesterday)["landing"] == {"partition": str(folder)}
     update_run("late", yesterday, evaluate={"decision": "publish", "reason": "first model"})
-    assert _run_summary(read_run("late", yesterday))["decision"] == "publish"
+    assert run_summary(read_run("late", yesterday))["decision"] == "publish"

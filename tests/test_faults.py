@@ -34,7 +34,7 @@ from retrain.spark.metrics import classification_metrics
 from retrain.spark.metrics import prepare as prepare_scored
 from retrain.spark.validation import load_suite
 from retrain.spec import SpecError
-from retrain.tools import cli
+from retrain.tools import cli, local_runs
 from tests.helpers import EARLIER, LATER, TOY, TOY_SUITES, context, free_port, toy_spec
 
 
@@ -371,10 +371,10 @@ def test_cli_runs_take_turns_for_the_spark_slots(home, monkeypatch):
     order: list[str] = []
 
     def second_run() -> None:
-        with cli._spark_slot():
+        with local_runs.spark_slot(print):
             order.append("second in")
 
-    with cli._spark_slot():
+    with local_runs.spark_slot(print):
         waiter = threading.Thread(target=second_run)
         waiter.start()
         waiter.join(timeout=3)

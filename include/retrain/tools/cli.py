@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from retrain import results
-from retrain.airflow import claims
-from retrain.airflow.local_airflow import airflow_env, ensure_airflow_db, fail_runs
+from retrain.airflow.local_airflow import airflow_env, ensure_airflow_db
 from retrain.lake import landed_days
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, local_path, parse_date
-from retrain.runs import RunRecord, run_folder
 from retrain.spark.validation import SUITES
 from retrain.spec import Spec, SpecError, load_spec
+from retrain.tools import local_runs
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -58,6 +54,10 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def _landing_dates(spec: Spec) -> list[date]:
     return list(landed_days(DatasetPaths.for_spec(spec).landing))
 
@@ -76,46 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.latest
             else "give --date YYYY-MM-DD (repeatable) or --latest N"
         )
-    return _run_dates(spec, sorted(set(dates)), overrides, args.verbose)
-
-
-def _fail_abandoned_run(dataset: str) -> None:
-    """A `retrain run` killed mid-run (kill -9, a closed terminal) left its Airflow run
-    'running': its claim names the dead process. Fail that run, as Airflow would a zombie."""
-    holder = claims.read_claim(dataset)
-    if (
-        holder
-        and claims.cli_process_gone(holder)
-        and fail_runs(holder["dag_id"], run_id=holder["run_id"])
-    ):
-        print(
-            f"marked {holder['dag_id']} run {holder['run_id']} (date {holder['run_date']}) "
-            f"failed: the `retrain run` process {holder['cli_pid']} running it is gone",
-            flush=True,
-        )
-
-
-@contextmanager
-def _spark_slot() -> Iterator[None]:
-    """One of RETRAIN_SPARK_SLOTS slots for a `retrain run`: `dag.test` ignores Airflow's pool,
-    so concurrent CLI runs take turns here (waiting, and saying so) instead."""
-    slots = max(1, int(os.environ.get("RETRAIN_SPARK_SLOTS", "1")))
-    folder = home() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    said = False
-    while True:
-        for slot in range(slots):
-            with open(folder / f"spark-slot-{slot}.lock", "w") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue
-                yield
-                return
-        if not said:
-            print(f"waiting for one of {slots} Spark slot(s) held by other runs ...", flush=True)
-            said = True
-        time.sleep(2)
+    return local_runs.run_dates(
+        spec, sorted(set(dates)), overrides, verbose=args.verbose, say=_say
+    )
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -134,158 +97,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         raise SpecError(f"--from {args.start} is after --to {end}")
     days = [d for d in landed if args.start <= d <= end]
     print(f"Backfilling {spec.name}: {len(days)} landed day(s) from {args.start} to {end}")
-    return _run_dates(spec, [end], overrides, args.verbose, history_from=args.start)
-
-
-def _run_dates(
-    spec: Spec,
-    dates: list[date],
-    overrides: dict[str, Any],
-    verbose: bool,
-    history_from: date | None = None,
-) -> int:
-    os.environ.update(airflow_env())
-    ensure_airflow_db(dict(os.environ))
-    from retrain.airflow.dag_factory import build_dag
-    from retrain.runs import read_run
-
-    dag = build_dag(spec)
-    os.environ[claims.CLI_PID_ENV] = str(os.getpid())  # `dag.test` runs the tasks in-process
-    log_path = None
-    if not verbose:
-        log_path = home() / "logs" / f"run-{spec.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
-        print(f"Airflow and Spark logs: {log_path} (--verbose prints them here)", flush=True)
-    failed = 0
-    for run_date in dates:
-        print(
-            f"Running {dag.dag_id} for {run_date} (Airflow dag.test, Spark via spark_default)",
-            flush=True,
-        )
-        _fail_abandoned_run(spec.name)
-        # The date travels in the conf; the run's own logical date is now, so `dag.test` (which
-        # clears and replaces runs of its logical date) never touches another run of the date.
-        logical_date = datetime.now(UTC)
-        with _spark_slot(), _output_to(log_path):
-            try:
-                dag_run = dag.test(
-                    logical_date=logical_date,
-                    run_conf={
-                        "run_date": run_date.isoformat(),
-                        "overrides": overrides,
-                        "history_from": history_from and history_from.isoformat(),
-                    },
-                )
-            except BaseException:  # Ctrl-C: leave no run 'running' to block the scheduler
-                fail_runs(dag.dag_id, logical_date=logical_date)
-                raise
-        state = str(getattr(dag_run, "state", "failed"))
-        record = read_run(spec.name, run_date)
-        if record.get("run_id") != getattr(dag_run, "run_id", None):
-            record = _no_stage_ran(spec.name, run_date, dag_run)  # never an older run's record
-        summary = _run_summary(record) | {"dag_run_state": state}
-        print(json.dumps(summary, indent=2), flush=True)
-        failed += state != "success" or summary["state"] != "success"
-    print(f"{len(dates) - failed} of {len(dates)} date(s) succeeded", flush=True)
-    return 1 if failed else 0
-
-
-@contextmanager
-def _output_to(log_path: Path | None) -> Iterator[None]:
-    """Send this process's output (Airflow's task logs, spark-submit's lines) to `log_path`,
-    keeping the terminal for the stages' progress lines. None: leave everything on the
-    terminal."""
-    from retrain.airflow.operators import PROGRESS_FD_ENV
-
-    if log_path is None:
-        yield
-        return
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    terminal = os.dup(1), os.dup(2)
-    with open(log_path, "ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        os.environ[PROGRESS_FD_ENV] = str(terminal[0])
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(terminal[0], 1)
-            os.dup2(terminal[1], 2)
-            os.environ.pop(PROGRESS_FD_ENV)
-            for fd in terminal:
-                os.close(fd)
-
-
-def _no_stage_ran(dataset: str, run_date: date, dag_run: Any) -> dict[str, Any]:
-    """The record of a run that wrote none: it never got past its claim (or ran nothing)."""
-    holder = claims.read_claim(dataset)
-    waited = holder and holder["run_id"] != getattr(dag_run, "run_id", None)
-    return {
-        "dataset": dataset,
-        "run_date": run_date.isoformat(),
-        "state": "failed",
-        "error": (
-            f"no stage ran: {claims.describe(dataset, holder)}"
-            if waited
-            else "no stage ran; see the log above"
-        ),
-    }
-
-
-def _run_summary(sections: dict[str, Any]) -> dict[str, Any]:
-    record = RunRecord(sections)
-    links = results.links(record)
-    return {
-        "run_date": record.run_date,
-        "state": record.state,
-        "decision": record.decision,
-        "reason": record.reason,
-        "failed_stage": record.failed_stage,
-        "rows_quarantined": record.section("ingest").get("rows_quarantined"),
-        "f1": (record.section("evaluate").get("candidate") or {}).get("weighted_f1"),
-        "version": record.section("publish").get("version"),
-        "data_docs": record.data_docs,
-        "report": record.report,
-        "links": links,
-        "run_folder": run_folder(record.dataset or "", date.fromisoformat(record.run_date or "")),
-    }
-
-
-def status(dataset: str) -> dict[str, Any]:
-    """The champion and every recorded run of a dataset."""
-    from retrain.runs import list_runs
-    from retrain.spark import registry
-
-    spec = load_spec(dataset)
-    registry.configure()
-    champion, unknown = None, None
-    try:
-        version = registry.champion_version(spec.registered_model_name)
-    except registry.RegistryUnavailable as err:  # say so; never "no champion yet"
-        version, unknown = None, str(err)
-    if version is not None:
-        champion = {
-            "version": int(version.version),
-            "model": spec.registered_model_name,
-            "f1": float(version.tags.get("gate_value", "nan")),
-            "metric": version.tags.get("gate_metric"),
-            "run_date": version.tags.get("run_date"),
-        }
-    return {
-        "dataset": dataset,
-        "home": str(home()),
-        "lake": lake_root(),
-        "champion": champion,
-        **({"champion_unknown": unknown} if unknown else {}),
-        "runs": [_run_summary(r) for r in list_runs(dataset)],
-    }
+    return local_runs.run_dates(
+        spec, [end], overrides, verbose=args.verbose, say=_say, history_from=args.start
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    result = status(args.dataset)
+    result = local_runs.status(args.dataset)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -532,7 +350,6 @@ def cmd_init_airflow(args: argparse.Namespace) -> int:
 def cmd_serve_airflow(args: argparse.Namespace) -> int:
     """Run a local Airflow until Ctrl-C, printing where the UI is and how to log in."""
     import signal
-    import time
 
     from retrain.airflow.local_airflow import USER, LocalAirflow
 
