@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from retrain.errors import DataRejected, RetrainError
 from retrain.lake import is_validated, write_partition
 from retrain.paths import window_dates
+from retrain.results import publish_docs
 from retrain.spark.features import build_features
 from retrain.spark.job import RunContext, main
 from retrain.spark.validation import load_suite, validate
@@ -59,6 +60,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     try:
         checked = validate(features, suite, paths.gx_root(), ctx.run_date.isoformat())
         checked.pop("result")
+        publish_docs(spec.name)
         log.info("Data Docs (features): %s", checked["data_docs"])
         if not checked["success"]:
             raise DataRejected(

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from retrain.errors import DataRejected, RetrainError
 from retrain.lake import is_complete, is_validated, set_validated, write_object
 from retrain.paths import window_dates
+from retrain.results import publish_docs
 from retrain.runs import run_folder, update_run
 from retrain.spark.drift import drift_stats, drift_suite
 from retrain.spark.job import RunContext, counting_spark_jobs, in_history, main, run_history
@@ -77,7 +78,10 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         lambda _, day: in_history(day),
     )  # fmt: skip
     build_docs(ctx.paths.gx_root(), pages)
-    return validate_day(spark, ctx) | history
+    try:
+        return validate_day(spark, ctx) | history
+    finally:  # a failed day's pages too: they say why
+        publish_docs(ctx.spec.name)
 
 
 def validate_day(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -48,6 +49,11 @@ def test_a_runs_report_and_data_docs_are_served_by_their_links(served):
     (site / "static" / "style.css").write_text("body {}")
     update_run("toy", DAY, evaluate={"decision": "reject", "report": f"{folder}/report.html"},
                validate={"data_docs": str(page)})  # fmt: skip
+    assert results.publish_docs("toy") == 2  # the page and the stylesheet (no index yet)
+    (site / "index.html").write_text("<html>index</html>")
+    assert results.publish_docs("toy") == 1  # only what is new, and the index always
+    assert results.publish_docs("toy") == 1
+    shutil.rmtree(site)  # the driver's scratch space is gone: the lake still has the site
     links = results.links(RunRecord.read("toy", DAY))
     assert set(links) == {"report", "raw"}
     assert fetch(links["report"])[::2] == (200, "<html>decision: reject</html>")
@@ -61,6 +67,7 @@ def test_a_runs_report_and_data_docs_are_served_by_their_links(served):
     (home / "secrets" / "retrain.key").write_text("secret")
     for path in (
         "/docs/toy/../../../secrets/retrain.key",
+        "/docs/toy/../../runs/toy/2026-03-02/record",
         "/docs/toy/%2e%2e/%2e%2e/%2e%2e/secrets/retrain.key",
         f"/runs/toy/{DAY}/../../../secrets/retrain.key",
         f"/runs/toy/{DAY}/record",

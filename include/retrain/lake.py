@@ -38,28 +38,57 @@ def _objects(uri: str) -> tuple[Any, str]:
     return fsspec.core.url_to_fs(uri)
 
 
-def write_object(uri: str, text: str) -> None:
+def write_object(uri: str, content: str | bytes) -> None:
     """Write a small object whole: readers see all of it or nothing (a local file is written
     beside and renamed; an object store's put is atomic by itself)."""
+    data = content.encode() if isinstance(content, str) else content
     fs, path = _objects(uri)
     if "file" in fs.protocol or "local" in fs.protocol:
         folder = Path(path).parent
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}-")
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.replace(tmp, path)
     else:
-        fs.pipe_file(path, text.encode())
+        fs.pipe_file(path, data)
+
+
+def read_bytes(uri: str) -> bytes | None:
+    """A small object's bytes, or None when there is none."""
+    fs, path = _objects(uri)
+    try:
+        return fs.cat_file(path)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
 
 
 def read_object(uri: str) -> str | None:
     """A small object's text, or None when there is none."""
+    data = read_bytes(uri)
+    return None if data is None else data.decode()
+
+
+def copy_new_files(local: Path, uri: str, always: tuple[str, ...] = ()) -> int:
+    """Copy the files under a local folder that the lake folder `uri` does not have yet (by
+    relative path), and those named in `always` in any case; how many were copied. For folders
+    that only grow, as a Data Docs site does (each validation adds its own pages)."""
+    if not local.is_dir():
+        return 0
     fs, path = _objects(uri)
-    try:
-        return fs.cat_file(path).decode()
-    except FileNotFoundError:
-        return None
+    root = path.rstrip("/")
+    present = (
+        {name.removeprefix(root).lstrip("/") for name in fs.find(root)}
+        if fs.exists(root)
+        else set()
+    )
+    copied = 0
+    for file in sorted(p for p in local.rglob("*") if p.is_file()):
+        relative = file.relative_to(local).as_posix()
+        if relative not in present or relative in always:
+            write_object(f"{uri.rstrip('/')}/{relative}", file.read_bytes())
+            copied += 1
+    return copied
 
 
 def _listing(uri: str) -> list[tuple[str, str, dict[str, Any]]]:

@@ -2,9 +2,11 @@
 links in Airflow, the alerts and `retrain status`.
 
 `retrain serve-results` (started by `make airflow`; a service of its own in compose) serves two
-trees read-only and nothing else (the home also holds the key): `/runs/<dataset>/<date>/<file>`
-from the run's lake folder, and `/docs/<dataset>/<path>` from the dataset's Data Docs site.
-Links are built from `RETRAIN_RESULTS_URL`, the address a browser reaches it at.
+trees of the lake read-only and nothing else: `/runs/<dataset>/<date>/<file>` from the run's
+folder, and `/docs/<dataset>/<path>` from the dataset's Data Docs site, which the stages that
+validate copy there from GX's project folder on their driver (`publish_docs`). So the service
+needs no access to any driver's disk. Links are built from `RETRAIN_RESULTS_URL`, the address a
+browser reaches it at.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from retrain.lake import read_object
-from retrain.paths import gx_root
+from retrain.lake import copy_new_files, read_bytes, read_object
+from retrain.paths import gx_root, lake_root
 from retrain.runs import RunRecord, list_runs, run_folder
 
 DEFAULT_PORT = 8090
@@ -40,6 +42,17 @@ def report_url(dataset: str, run_date: str) -> str:
 
 def docs_site(dataset: str) -> Path:
     return gx_root(dataset).joinpath(*DOCS_SITE)
+
+
+def docs_folder(dataset: str) -> str:
+    """The dataset's Data Docs site in the lake."""
+    return f"{lake_root()}/docs/{dataset}"
+
+
+def publish_docs(dataset: str) -> int:
+    """Copy the Data Docs pages GX built on this driver that the lake's site lacks (and the
+    site's index, which changes with each validation); how many files."""
+    return copy_new_files(docs_site(dataset), docs_folder(dataset), always=("index.html",))
 
 
 def docs_url(dataset: str, page: str) -> str | None:
@@ -89,11 +102,9 @@ class ResultsHandler(BaseHTTPRequestHandler):
                 return None
             text = read_object(f"{run_folder(dataset, day)}/{rest[1]}")
             return None if text is None else (text.encode(), _type(rest[1]))
-        if tree == "docs" and ".." not in rest:
-            site = docs_site(dataset).resolve()
-            file = site.joinpath(*rest).resolve()
-            if file.is_relative_to(site) and file.is_file():
-                return file.read_bytes(), _type(file.name)
+        if tree == "docs" and all(part and part not in (".", "..") for part in rest):
+            data = read_bytes(f"{docs_folder(dataset)}/{'/'.join(rest)}")
+            return None if data is None else (data, _type(rest[-1]))
         return None
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's

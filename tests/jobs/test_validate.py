@@ -12,8 +12,9 @@ from pyspark.sql import functions as F
 from sklearn.datasets import load_digits
 
 from jobs import validate as validate_job
+from retrain import results
 from retrain.errors import RetrainError
-from retrain.lake import is_validated, read_object, set_validated
+from retrain.lake import is_validated, read_bytes, read_object, set_validated
 from retrain.runs import read_run, run_folder
 from retrain.spark.drift import psi
 from retrain.spark.features import build_features
@@ -165,6 +166,9 @@ def test_validate_job_passes_marks_the_partition_and_records_docs(spark, home):
     assert set(drift["psi"]) == {"label", "x", "y"}
     assert max(drift["psi"].values()) < 0.1  # same distribution: only sampling noise
     assert Path(section["data_docs"]).exists() and Path(drift["data_docs"]).exists()
+    for page in (section["data_docs"], drift["data_docs"]):  # copied into the lake's site
+        relative = page.split("/data_docs/local_site/", 1)[1]
+        assert read_bytes(f"{results.docs_folder('toy')}/{relative}") == Path(page).read_bytes()
     assert section["spark_jobs"] > 0
     saved = json.loads(read_object(f"{run_folder('toy', ctx.run_date)}/validation_raw.json"))
     assert saved["success"] and saved["statistics"]["evaluated_expectations"] > 0
