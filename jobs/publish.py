@@ -73,7 +73,8 @@ def model_io(spark: SparkSession, model: PipelineModel, ctx: RunContext) -> tupl
     """(signature, input example) from a few training rows: the signature from the features the
     model reads and the prediction it gives them; the example without the spec's sensitive
     columns (None when every feature is one)."""
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
 
     spec = ctx.spec
     inputs = [quote(c) for c in spec.feature_columns]
@@ -84,7 +85,12 @@ def model_io(spark: SparkSession, model: PipelineModel, ctx: RunContext) -> tupl
         .limit(EXAMPLE_ROWS)
         .cache()
     )
-    signature = infer_signature(rows, model.transform(rows).select("prediction"))
+    inferred = infer_signature(rows, model.transform(rows).select("prediction"))
+    nullable = {field.name: field.nullable for field in rows.schema.fields}
+    inputs = Schema(  # a feature may be missing (the model imputes it): not required
+        [ColSpec(c.type, c.name, required=not nullable[c.name]) for c in inferred.inputs.inputs]
+    )
+    signature = ModelSignature(inputs, inferred.outputs)
     shown = [quote(c) for c in spec.feature_columns if c not in spec.sensitive]
     example = rows.select(*shown).toPandas() if shown else None
     rows.unpersist()

@@ -182,6 +182,7 @@ def test_every_piece_of_run_state_is_in_the_lake_not_the_home(pipeline):
     assert {"report.html", "report.json", "validation_raw.json", "validation_drift.json"} <= {
         p.name for p in folder.iterdir()
     }
+    assert list((lake / "docs" / "digits" / "validations").rglob("*.html"))  # Data Docs too
     record = run_record(lake, "digits", DAY2)
     assert record["train"]["loss"]["unit"] == "epoch"  # the loss curve travels in the record
     assert len(record["train"]["loss"]["train_loss"]) == record["train"]["epochs"]

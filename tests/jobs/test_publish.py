@@ -42,8 +42,8 @@ def test_a_published_and_a_rejected_model_read_back_through_mlflow(spark, toy_la
     assert logged.source_run_id == champion.run_id
     assert logged.tags["run_date"] == champion.tags["run_date"] == EARLIER.isoformat()
     info = mlflow.models.get_model_info(f"models:/{logged.model_id}")
-    inputs = {spec.name: spec.type.name for spec in info.signature.inputs.inputs}
-    assert inputs == {"x": "double", "y": "double"}
+    inputs = {spec.name: (spec.type.name, spec.required) for spec in info.signature.inputs.inputs}
+    assert inputs == {"x": ("double", False), "y": ("double", False)}  # imputed when missing
     assert [o.name for o in info.signature.outputs.inputs] == ["prediction"]
     folder = mlflow.artifacts.download_artifacts(
         f"models:/{logged.model_id}", dst_path=tmp_path / "download"
