@@ -123,6 +123,18 @@ def _dag_workspace(root: Path, rows: int) -> dict[str, str]:
     return env
 
 
+def run_record(env: dict[str, str], dataset: str, day: date) -> dict[str, Any]:
+    """A run record as `retrain` reads it, in the environment the run had."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import json, sys; from datetime import date; "
+         "from retrain.runs import read_run; "
+         "print(json.dumps(read_run(sys.argv[1], date.fromisoformat(sys.argv[2]))))",
+         dataset, day.isoformat()],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
 def _task_seconds(home: Path) -> dict[str, float]:
     with sqlite3.connect(home / "airflow" / "airflow.db") as db:
         rows = db.execute(
@@ -163,9 +175,7 @@ def run_dag(rows: int) -> dict[str, Any]:
         if done.returncode != 0:
             raise RuntimeError(f"bench DAG failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
         home = Path(env["RETRAIN_HOME"])
-        record = json.loads(
-            (home / "runs" / "bench_teacher" / str(DAY) / "record.json").read_text()
-        )
+        record = run_record(env, "bench_teacher", DAY)
         tasks = _task_seconds(home)
     stages = {
         stage: _stage_breakdown(tasks[stage], record[stage])
