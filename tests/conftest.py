@@ -41,7 +41,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A retrain home of the test's own, so nothing touches the developer's state."""
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("RETRAIN_LAKE", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # registry.configure() exports the embedded store's URIs (MLflow does, for subprocesses):
+    # setting them first makes the test's end remove them, so no later test or subprocess
+    # inherits this test's registry.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("RETRAIN_DATASETS_PATH", str(tmp_path / "specs"))
     write_toy_suites(tmp_path / "specs")
     return tmp_path / "home"
