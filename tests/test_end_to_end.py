@@ -80,7 +80,9 @@ def partitions(spark, home: Path) -> dict[str, list]:
 def model_versions(home: Path) -> list:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    store = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    # Both URIs: an earlier in-process test may have set MLflow's global registry URI.
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     return client.search_model_versions("name = 'retrain_digits'")
 
 
