@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from datetime import date, timedelta
 
@@ -81,7 +82,9 @@ def test_the_scaffold_reads_the_feed_as_it_is(feed):
     assert spec["feature_types"] == {"line": "categorical", "note": "text"}
     assert set(spec["drift"]["psi_by_column"]) == {"outcome", "line", "temp", "delay_min", "note"}
     assert spec["drift"]["psi_by_column"]["temp"][1] > 0.25  # the weather moves it
-    assert f"Profiled 4200 rows of trips (14 of {HISTORY - 1} days" in said
+    profiled = re.search(rf"Profiled (\d+) rows of trips \((\d+) of {HISTORY - 1} days", said)
+    rows, days = map(int, profiled.groups())  # days spread over the history, 300 rows each
+    assert 10 <= days <= 14 and rows == 300 * days
     assert "1 day(s) between the first and the last have no partition" in said
     assert "quoted values hold line breaks" in said and "too few" not in said
     assert f"retrain backfill trips --from {FIRST} --to {day(HISTORY - 1)}" in said
