@@ -117,10 +117,10 @@ def log_run(record: dict[str, Any]) -> None:
     metrics["gate_value"] = evaluation["candidate"][evaluation["metric"]]
     mlflow.log_metrics(metrics)
     loss, now = train.get("loss") or {}, int(time.time() * 1000)
-    steps = [
+    steps = [  # the step is the epoch: training loss during it, validation loss after it
         Metric(name, value, now, step)
-        for name in ("train_loss", "validation_loss")
-        for step, value in enumerate(loss.get(name) or [], 1)
+        for name, first in (("train_loss", 1), ("validation_loss", 0))
+        for step, value in enumerate(loss.get(name) or [], first)
         if value is not None
     ]
     if steps:

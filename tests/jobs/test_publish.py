@@ -61,6 +61,9 @@ def test_a_published_and_a_rejected_model_read_back_through_mlflow(spark, toy_la
     expected = rejected["train"]["loss"]["train_loss"]
     assert [m.step for m in losses] == list(range(1, len(expected) + 1))
     assert [m.value for m in losses] == expected
+    checked = client.get_metric_history(run.info.run_id, "validation_loss")
+    assert [m.step for m in checked][:2] == [0, 1]  # after 0 epochs (the start), after 1, ...
+    assert [m.value for m in checked] == rejected["train"]["loss"]["validation_loss"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.html", "report/report.json"} <= artifacts
     figures = {p for p in artifacts if p.endswith(".png")}
