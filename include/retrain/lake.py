@@ -77,11 +77,7 @@ def copy_new_files(local: Path, uri: str, always: tuple[str, ...] = ()) -> int:
         return 0
     fs, path = _objects(uri)
     root = path.rstrip("/")
-    present = (
-        {name.removeprefix(root).lstrip("/") for name in fs.find(root)}
-        if fs.exists(root)
-        else set()
-    )
+    present = {name.removeprefix(root).lstrip("/") for name in fs.find(root)}  # [] if absent
     copied = 0
     for file in sorted(p for p in local.rglob("*") if p.is_file()):
         relative = file.relative_to(local).as_posix()

@@ -42,16 +42,14 @@ def read_run(dataset: str, run_date: date) -> dict[str, Any]:
     return record
 
 
-def update_run(dataset: str, run_date: date, **sections: Any) -> dict[str, Any]:
-    """Add top-level sections to the record (a later update of a section replaces it whole);
-    return the record as it now reads."""
+def update_run(dataset: str, run_date: date, **sections: Any) -> None:
+    """Add top-level sections to the record (a later update of a section replaces it whole)."""
     update = {"dataset": dataset, "run_date": run_date.isoformat()} | sections
     name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"  # the merge order
     write_object(
         f"{run_folder(dataset, run_date)}/{RECORD_FOLDER}/{name}",
         json.dumps(update, indent=1, sort_keys=True, default=str),
     )
-    return read_run(dataset, run_date)
 
 
 def list_runs(dataset: str) -> list[dict[str, Any]]:

@@ -118,11 +118,6 @@ def landing_deadline(spec: Spec, run_date: date) -> datetime:
     return datetime.combine(run_date + timedelta(days=1), dt_time(hour, minute), tzinfo=UTC)
 
 
-def has_landed(partition: str) -> bool:
-    """Whether a landing partition holds a data file (a name Spark reads, not empty)."""
-    return bool(data_objects(partition))
-
-
 class LandingSensor(BaseOperator):
     """Waits for the run date's landing partition, deferred between looks (no worker slot
     held), until the spec's `source.landed_by` on the next day; then fails, or, where the spec
@@ -141,7 +136,7 @@ class LandingSensor(BaseOperator):
         spec, run_date = load_spec(self.dataset), date.fromisoformat(self.run_date)
         partition = DatasetPaths.for_spec(spec).landing_partition(run_date)
         report = partial(progress, self.log, f"{'landing':<10} {self.run_date}")
-        if has_landed(partition):  # (and no earlier run's no_data decision stays)
+        if data_objects(partition):  # a data file landed (not empty, not hidden)
             update_run(spec.name, run_date, landing={"partition": partition})
             return
         deadline, now = landing_deadline(spec, run_date), datetime.now(UTC)
