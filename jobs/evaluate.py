@@ -16,7 +16,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
 from retrain.errors import RetrainError
-from retrain.lake import is_complete
+from retrain.lake import is_complete, read_partition, resolve
 from retrain.runs import read_run, run_folder
 from retrain.spark import registry
 from retrain.spark.gate import decide
@@ -50,8 +50,8 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     candidate_path = ctx.paths.candidate(ctx.run_date)
     if not is_complete(spark, features) or not is_complete(spark, candidate_path):
         raise RetrainError(f"features or candidate model for {ctx.run_date} missing; run train")
-    test = spark.read.parquet(features).filter("split = 'test'").cache()
-    model = PipelineModel.load(candidate_path)
+    test = read_partition(spark, features).filter("split = 'test'").cache()
+    model = PipelineModel.load(resolve(candidate_path))
     candidate_scored = score(model, test, spec)
     candidate = classification_metrics(
         spark, candidate_scored, labels_of(model), gate.positive_class

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retrain.errors import DataRejected, RetrainError
-from retrain.lake import is_validated, write_partition
+from retrain.lake import is_validated, read_partition, write_partition
 from retrain.paths import window_dates
 from retrain.results import publish_docs
 from retrain.spark.features import build_features
@@ -55,7 +55,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         for d in window_dates(ctx.run_date, spec.window_days)
         if is_validated(spark, paths.raw(d))
     ]
-    parts = [spark.read.parquet(paths.raw(d)).withColumn("ds", F.lit(d.isoformat())) for d in days]
+    parts = [read_partition(spark, paths.raw(d)).withColumn("ds", F.lit(str(d))) for d in days]
     features = build_features(spark, reduce(DataFrame.unionByName, parts), spec).cache()
     try:
         checked = validate(features, suite, paths.gx_root(), ctx.run_date.isoformat())
@@ -70,7 +70,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         write_partition(features, paths.features(ctx.run_date))
     finally:
         features.unpersist()
-    written = spark.read.parquet(paths.features(ctx.run_date))
+    written = read_partition(spark, paths.features(ctx.run_date))
     return {"window": [d.isoformat() for d in days], **summarize(written), "validation": checked}
 
 

@@ -26,7 +26,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from retrain.errors import DataRejected, RetrainError
-from retrain.lake import is_complete, read_object
+from retrain.lake import is_complete, read_object, read_partition, resolve
 from retrain.runs import PUBLISH, read_run
 from retrain.spark import registry
 from retrain.spark.gate import hold_back_reason
@@ -79,7 +79,7 @@ def model_io(spark: SparkSession, model: PipelineModel, ctx: RunContext) -> tupl
     spec = ctx.spec
     inputs = [quote(c) for c in spec.feature_columns]
     rows = (
-        spark.read.parquet(ctx.paths.features(ctx.run_date))
+        read_partition(spark, ctx.paths.features(ctx.run_date))
         .filter("split = 'train'")
         .select(*inputs)
         .limit(EXAMPLE_ROWS)
@@ -196,7 +196,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     else:
         if not is_complete(spark, ctx.paths.candidate(ctx.run_date)):
             raise RetrainError(f"the candidate model of {ctx.run_date} is missing; rerun train")
-        model = PipelineModel.load(ctx.paths.candidate(ctx.run_date))
+        model = PipelineModel.load(resolve(ctx.paths.candidate(ctx.run_date)))
         tags = lineage_tags(record, spec_hash, code_version, fp)
         version, model_id = register(spark, model, ctx, record, tags)
     champion = registry.champion_version(name)

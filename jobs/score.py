@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from retrain.errors import RetrainError
-from retrain.lake import is_validated, write_partition
+from retrain.lake import is_validated, read_partition, write_partition
 from retrain.spark import registry
 from retrain.spark.features import model_inputs
 from retrain.spark.job import RunContext, main
@@ -35,7 +35,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     if champion is None:
         raise RetrainError(f"{spec.registered_model_name} has no champion to score with yet")
     version, model = str(champion[0].version), champion[1]
-    scored = model.transform(model_inputs(spark, spark.read.parquet(raw), spec))
+    scored = model.transform(model_inputs(spark, read_partition(spark, raw), spec))
     predictions = scored.select(
         F.col(quote(spec.id_column)),
         F.col(PREDICTED_LABEL).alias("predicted_label"),
@@ -46,7 +46,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     target = ctx.paths.predictions(ctx.run_date)
     write_partition(predictions, target)
     return {
-        "rows": spark.read.parquet(target).count(),
+        "rows": read_partition(spark, target).count(),
         "model_version": version,
         "predictions": target,
     }

@@ -13,7 +13,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from retrain.errors import DataRejected, RetrainError
-from retrain.lake import is_complete, save_model
+from retrain.lake import is_complete, read_partition, save_model
 from retrain.spark import registry
 from retrain.spark.features import augment_training
 from retrain.spark.job import RunContext, main
@@ -24,7 +24,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     spec, features = ctx.spec, ctx.paths.features(ctx.run_date)
     if not is_complete(spark, features):
         raise RetrainError(f"feature partition {features} is missing or incomplete")
-    window = spark.read.parquet(features)
+    window = read_partition(spark, features)
     train, validation = window.filter("split = 'train'"), window.filter("split = 'validation'")
     rows = train.count()
     if rows == 0:

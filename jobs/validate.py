@@ -20,7 +20,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retrain.errors import DataRejected, RetrainError
-from retrain.lake import is_complete, is_validated, set_validated, write_object
+from retrain.lake import (
+    is_complete,
+    is_validated,
+    read_partition,
+    set_validated,
+    write_object,
+)
 from retrain.paths import window_dates
 from retrain.results import publish_docs
 from retrain.runs import run_folder, update_run
@@ -43,7 +49,7 @@ def check_drift(
     days = reference_days(spark, ctx)
     if not days:
         return {"reference_days": [], "skipped": "no earlier validated day in the window"}
-    parts = [spark.read.parquet(ctx.paths.raw(d)).withColumn("ds", F.lit(str(d))) for d in days]
+    parts = [read_partition(spark, ctx.paths.raw(d)).withColumn("ds", F.lit(str(d))) for d in days]
     reference = reduce(DataFrame.unionByName, parts).cache()  # read by four jobs
     try:
         reference_rows = [r["count"] for r in reference.groupBy("ds").count().collect()]
@@ -91,7 +97,7 @@ def validate_day(
     if not is_complete(spark, raw):
         raise RetrainError(f"raw partition {raw} is missing or incomplete; run ingest first")
     set_validated(spark, raw, False)  # a rerun must earn the marker again
-    frame = spark.read.parquet(raw).cache()  # one scan serves the suite and the drift pass
+    frame = read_partition(spark, raw).cache()  # one scan serves the suite and the drift pass
     try:
         with counting_spark_jobs(spark, f"validate-{spec.name}") as spark_jobs:
             raw_section = _save(

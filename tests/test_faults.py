@@ -23,10 +23,21 @@ from pyspark.ml.feature import StringIndexer
 from pyspark.ml.linalg import Vectors
 
 from jobs import evaluate, ingest, publish
-from retrain import keys
+from retrain import keys, lake
 from retrain.airflow import claims
-from retrain.errors import DataRejected
-from retrain.lake import is_complete, save_model, write_partition
+from retrain.errors import DataRejected, RetrainError
+from retrain.lake import (
+    COMMIT_ENV,
+    commits_by_pointer,
+    is_complete,
+    is_validated,
+    read_partition,
+    resolve,
+    save_model,
+    set_validated,
+    write_object,
+    write_partition,
+)
 from retrain.paths import lake_root
 from retrain.runs import read_run, update_run
 from retrain.spark import registry
@@ -206,6 +217,70 @@ def test_a_model_is_never_half_saved(spark, home):
     assert is_complete(spark, path)
     assert PipelineModel.load(path).stages[0].labels == ["a", "b"]
     assert [p.name for p in Path(path).parent.iterdir()] == ["ds=2026-03-01"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "by_pointer"),
+    [("s3a://bucket/lake/raw/toy/ds=2026-03-01", True), ("gs://bucket/lake", True),
+     ("abfss://box@account.dfs.core.windows.net/lake", True), ("hdfs://namenode/lake", False),
+     ("file:///srv/lake", False), ("/srv/lake", False)],
+)  # fmt: skip
+def test_object_stores_commit_partitions_by_pointer_file_systems_by_renames(
+    uri, by_pointer, monkeypatch
+):
+    monkeypatch.delenv(COMMIT_ENV, raising=False)
+    assert commits_by_pointer(uri) is by_pointer
+    monkeypatch.setenv(COMMIT_ENV, "rename")  # the user knows their store renames atomically
+    assert not commits_by_pointer(uri)
+    monkeypatch.setenv(COMMIT_ENV, "pointer")
+    assert commits_by_pointer(uri)
+    monkeypatch.setenv(COMMIT_ENV, "atomic")
+    with pytest.raises(RetrainError, match="RETRAIN_PARTITION_COMMIT='atomic': use rename or"):
+        commits_by_pointer(uri)
+
+
+def test_a_pointer_commit_is_whole_even_when_its_writer_dies(spark, home, monkeypatch):
+    """What an object store gets (here on the local lake): no rename anywhere."""
+    monkeypatch.setenv(COMMIT_ENV, "pointer")
+    partition = f"{lake_root()}/raw/toy/ds=2026-03-01"
+    write_partition(spark.range(3), partition)
+    set_validated(spark, partition, True)
+    first = resolve(partition)
+    assert first.startswith(f"{partition}/.v=") and is_validated(spark, partition)
+
+    def killed(folder: str) -> None:  # dies after writing its version, before the pointer
+        spark.range(5).write.parquet(folder)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lake._commit(spark, partition, killed)
+    assert resolve(partition) == first and read_partition(spark, partition).count() == 3
+    assert is_complete(spark, partition) and is_validated(spark, partition)
+    assert len(list(Path(partition).glob(".v=*"))) == 2  # the orphan, named by no pointer
+
+    write_partition(spark.range(7), partition)
+    assert read_partition(spark, partition).count() == 7
+    assert is_complete(spark, partition)
+    assert not is_validated(spark, partition)  # a new version must earn the mark again
+    current = resolve(partition).rsplit("/", 1)[1]
+    assert sorted(p.name for p in Path(partition).iterdir()) == [current, "_CURRENT"]
+    assert [p.name for p in Path(partition).parent.iterdir()] == ["ds=2026-03-01"]
+
+    write_object(f"{partition}/_CURRENT", "../../../keys\n")
+    with pytest.raises(RetrainError, match="_CURRENT does not name a version folder"):
+        read_partition(spark, partition)
+
+
+def test_a_model_committed_by_pointer_loads_from_its_version(spark, home, monkeypatch):
+    monkeypatch.setenv(COMMIT_ENV, "pointer")
+    path = f"{lake_root()}/candidates/toy/ds=2026-03-01"
+    frame = spark.createDataFrame([("a",), ("b",)], ["label"])
+    model = Pipeline(stages=[StringIndexer(inputCol="label", outputCol="i")]).fit(frame)
+    save_model(spark, model, path)
+    save_model(spark, model, path)
+    assert is_complete(spark, path)
+    assert PipelineModel.load(resolve(path)).stages[0].labels == ["a", "b"]
+    assert len(list(Path(path).glob(".v=*"))) == 1
 
 
 def test_a_process_killed_while_making_the_key_leaves_no_empty_key(home, monkeypatch):

@@ -1,10 +1,17 @@
 """The lake: every read and write of its files, on any file system Spark and fsspec know.
 
 Two kinds of file live there. Partitions (raw, quarantine, features, candidates, predictions)
-are written by Spark and committed here through Hadoop's FileSystem: beside the old one, then
-swapped in by renames, and trusted only with a success marker. Small objects (run records,
-reports) are written whole by the driver or an Airflow worker through fsspec, each object
-written once and never renamed, which is safe on object stores too.
+are written by Spark beside what they replace and trusted only with a success marker. They are
+committed in one of two ways (`commits_by_pointer`):
+- by renames, where renaming a folder is atomic (a local disk, HDFS): the new folder is swapped
+  in for the old one, and a crash mid-swap is finished or undone at the next start;
+- by a pointer, on object stores (S3, GCS, Azure blobs), where a "rename" copies file by file
+  and a crash can leave half a partition in place: each write goes to a version folder of its
+  own inside the partition, `ds=D/.v=TOKEN/`, and is committed by writing the one small object
+  `ds=D/_CURRENT` that names it (a single PUT, atomic on every object store). Readers resolve
+  the partition through `resolve`; until the pointer moves they read the previous version whole.
+Small objects (run records, reports, pointers) are written whole through fsspec, each written
+once or replaced by one PUT, never renamed, which is safe on object stores too.
 """
 
 from __future__ import annotations
@@ -14,10 +21,12 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from retrain.errors import DataRejected, RetrainError
 from retrain.paths import SUCCESS_MARKER, VALIDATED_MARKER, parse_date
@@ -26,6 +35,10 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
+COMMIT_ENV = "RETRAIN_PARTITION_COMMIT"  # rename | pointer; unset: by the lake's scheme
+RENAME_ATOMIC = ("", "file", "hdfs", "viewfs")  # file systems where a folder rename is atomic
+POINTER = "_CURRENT"  # names the committed version of a pointer-committed partition
+VERSION_PREFIX = ".v="  # hidden from Spark's listing of the partition folder
 # Seconds this process spent in `write_partition`; Spark is lazy, so this includes computing
 # whatever plan feeds the write that was not already materialised (cached) before it.
 write_seconds: list[float] = []
@@ -134,20 +147,50 @@ def exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
+def commits_by_pointer(partition: str) -> bool:
+    """Whether `partition` is committed by a pointer (object stores) or by renames (a local
+    disk, HDFS); `RETRAIN_PARTITION_COMMIT=rename|pointer` overrides the choice by scheme (an
+    Azure Data Lake with a hierarchical namespace renames atomically, say)."""
+    chosen = os.environ.get(COMMIT_ENV, "")
+    if chosen not in ("", "rename", "pointer"):
+        raise RetrainError(f"{COMMIT_ENV}={chosen!r}: use rename or pointer, or leave it unset")
+    if chosen:
+        return chosen == "pointer"
+    return urlsplit(partition).scheme not in RENAME_ATOMIC
+
+
+def resolve(partition: str) -> str:
+    """The folder holding a partition's committed data: the version its pointer names, else
+    the partition folder itself (committed by renames, or never written)."""
+    pointer = read_object(f"{partition}/{POINTER}")
+    if pointer is None:
+        return partition
+    version = pointer.strip()
+    if not version.startswith(VERSION_PREFIX) or "/" in version:
+        raise RetrainError(f"{partition}/{POINTER} does not name a version folder: {pointer!r}")
+    return f"{partition}/{version}"
+
+
+def read_partition(spark: SparkSession, partition: str) -> DataFrame:
+    """A committed partition's rows (every reader of a partition reads through here)."""
+    return spark.read.parquet(resolve(partition))
+
+
 def is_complete(spark: SparkSession, partition: str) -> bool:
     """Readers trust only partitions whose writer finished (Spark's success marker)."""
     recover_partition(spark, partition)
-    return exists(spark, f"{partition}/{SUCCESS_MARKER}")
+    return exists(spark, f"{resolve(partition)}/{SUCCESS_MARKER}")
 
 
 def is_validated(spark: SparkSession, partition: str) -> bool:
     """A raw partition that passed its critical expectations (the only kind training reads)."""
     recover_partition(spark, partition)
-    return exists(spark, f"{partition}/{VALIDATED_MARKER}")
+    return exists(spark, f"{resolve(partition)}/{VALIDATED_MARKER}")
 
 
 def set_validated(spark: SparkSession, partition: str, validated: bool) -> None:
-    fs, marker = _fs(spark, f"{partition}/{VALIDATED_MARKER}")
+    """Mark the committed version: a new version of the partition must earn the mark again."""
+    fs, marker = _fs(spark, f"{resolve(partition)}/{VALIDATED_MARKER}")
     if validated:
         fs.create(marker, True).close()
     else:
@@ -247,8 +290,11 @@ def recover_partition(spark: SparkSession, partition: str) -> None:
 
     A missing partition with a complete staging folder (its writer got as far as the success
     marker) takes that; else it takes its moved-aside previous content. Leftovers are removed
-    once the partition is in place. Call before reading or replacing a partition.
+    once the partition is in place. Call before reading or replacing a partition. (Nothing to
+    do for a pointer: a write that crashed left only a version no pointer names.)
     """
+    if commits_by_pointer(partition):
+        return
     fs, target = _fs(spark, partition)
     jvm_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
 
@@ -282,29 +328,47 @@ def _swap_in(spark: SparkSession, staging: str, partition: str, token: str) -> N
         fs.delete(trash, True)
 
 
-def write_partition(frame: DataFrame, partition: str, files: int | None = None) -> None:
-    """Replace a partition as a whole: write beside it, then swap by renames.
+def _commit(spark: SparkSession, partition: str, write: Callable[[str], None]) -> None:
+    """Replace a partition as a whole by what `write(folder)` writes into a new folder.
 
-    A crash mid-write leaves the old partition in place and only a hidden staging folder; a
-    crash mid-swap is finished or undone by `recover_partition` at the next start. Readers never
-    see a half-written partition (they also require the success marker).
+    By renames: the folder is a hidden sibling, swapped in once complete; a crash mid-write
+    leaves the old partition in place, a crash mid-swap is finished or undone by
+    `recover_partition`. By a pointer: the folder is a new version inside the partition, and
+    the pointer moves to it in one PUT; the versions it no longer names (the previous one, and
+    any a crashed writer left) are removed after. Readers never see half a partition.
     """
-    spark = frame.sparkSession
+    token = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
+    if commits_by_pointer(partition):
+        version = f"{VERSION_PREFIX}{token}"
+        write(f"{partition}/{version}")
+        write_object(f"{partition}/{POINTER}", f"{version}\n")
+        fs, _ = _fs(spark, partition)
+        jvm_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+        for stale in fs.globStatus(jvm_path(f"{partition}/{VERSION_PREFIX}*")) or []:
+            if stale.getPath().getName() != version:
+                fs.delete(stale.getPath(), True)
+    else:
+        recover_partition(spark, partition)
+        staging = _hidden(partition, "staging", token)
+        write(staging)
+        _swap_in(spark, staging, partition, token)
+
+
+def write_partition(frame: DataFrame, partition: str, files: int | None = None) -> None:
+    """Replace a partition as a whole (see `_commit`), in `files` files if given."""
     started = time.monotonic()
-    recover_partition(spark, partition)
-    token = uuid.uuid4().hex[:8]
-    staging = _hidden(partition, "staging", token)
-    (frame.coalesce(files) if files else frame).write.parquet(staging)
-    _swap_in(spark, staging, partition, token)
+    out = frame.coalesce(files) if files else frame
+    _commit(frame.sparkSession, partition, out.write.parquet)
     write_seconds.append(time.monotonic() - started)
 
 
 def save_model(spark: SparkSession, model: Any, path: str) -> None:
-    """Save a Spark ML model beside `path`, then swap it in: never half a model in place."""
-    recover_partition(spark, path)
-    token = uuid.uuid4().hex[:8]
-    staging = _hidden(path, "staging", token)
-    model.write().save(staging)
-    fs, _ = _fs(spark, staging)
-    fs.create(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(staging, SUCCESS_MARKER)).close()
-    _swap_in(spark, staging, path, token)
+    """Save a Spark ML model as a partition is written: never half a model in place. Load it
+    from `resolve(path)`."""
+
+    def write(folder: str) -> None:
+        model.write().save(folder)
+        fs, marker = _fs(spark, f"{folder}/{SUCCESS_MARKER}")
+        fs.create(marker).close()
+
+    _commit(spark, path, write)
