@@ -245,8 +245,9 @@ def test_a_pointer_commit_is_whole_even_when_its_writer_dies(spark, home, monkey
     partition = f"{lake_root()}/raw/toy/ds=2026-03-01"
     write_partition(spark.range(3), partition)
     set_validated(spark, partition, True)
+    versions = Path(lake_root()) / "raw" / "toy" / "_versions" / "ds=2026-03-01"
     first = resolve(partition)
-    assert first.startswith(f"{partition}/.v=") and is_validated(spark, partition)
+    assert first.startswith(f"{versions}/") and is_validated(spark, partition)
 
     def killed(folder: str) -> None:  # dies after writing its version, before the pointer
         spark.range(5).write.parquet(folder)
@@ -256,15 +257,18 @@ def test_a_pointer_commit_is_whole_even_when_its_writer_dies(spark, home, monkey
         lake._commit(spark, partition, killed)
     assert resolve(partition) == first and read_partition(spark, partition).count() == 3
     assert is_complete(spark, partition) and is_validated(spark, partition)
-    assert len(list(Path(partition).glob(".v=*"))) == 2  # the orphan, named by no pointer
+    assert len(list(versions.iterdir())) == 2  # the orphan, named by no pointer
 
     write_partition(spark.range(7), partition)
     assert read_partition(spark, partition).count() == 7
     assert is_complete(spark, partition)
     assert not is_validated(spark, partition)  # a new version must earn the mark again
-    current = resolve(partition).rsplit("/", 1)[1]
-    assert sorted(p.name for p in Path(partition).iterdir()) == [current, "_CURRENT"]
-    assert [p.name for p in Path(partition).parent.iterdir()] == ["ds=2026-03-01"]
+    assert [p.name for p in Path(partition).iterdir()] == ["_CURRENT"]
+    assert [str(p) for p in versions.iterdir()] == [resolve(partition)]  # the orphan is gone
+    assert sorted(p.name for p in Path(partition).parent.iterdir()) == [
+        "_versions",
+        "ds=2026-03-01",
+    ]
 
     write_object(f"{partition}/_CURRENT", "../../../keys\n")
     with pytest.raises(RetrainError, match="_CURRENT does not name a version folder"):
@@ -280,7 +284,7 @@ def test_a_model_committed_by_pointer_loads_from_its_version(spark, home, monkey
     save_model(spark, model, path)
     assert is_complete(spark, path)
     assert PipelineModel.load(resolve(path)).stages[0].labels == ["a", "b"]
-    assert len(list(Path(path).glob(".v=*"))) == 1
+    assert len(list((Path(path).parent / "_versions" / "ds=2026-03-01").iterdir())) == 1
 
 
 def test_a_process_killed_while_making_the_key_leaves_no_empty_key(home, monkeypatch):

@@ -7,9 +7,10 @@ committed in one of two ways (`commits_by_pointer`):
   in for the old one, and a crash mid-swap is finished or undone at the next start;
 - by a pointer, on object stores (S3, GCS, Azure blobs), where a "rename" copies file by file
   and a crash can leave half a partition in place: each write goes to a version folder of its
-  own inside the partition, `ds=D/.v=TOKEN/`, and is committed by writing the one small object
-  `ds=D/_CURRENT` that names it (a single PUT, atomic on every object store). Readers resolve
-  the partition through `resolve`; until the pointer moves they read the previous version whole.
+  own, `_versions/ds=D/TOKEN/` beside the partitions, and is committed by writing the one small
+  object `ds=D/_CURRENT` that names it (a single PUT, atomic on every object store). Readers
+  resolve the partition through `resolve`; until the pointer moves they read the previous
+  version whole.
 Small objects (run records, reports, pointers) are written whole through fsspec, each written
 once or replaced by one PUT, never renamed, which is safe on object stores too.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 COMMIT_ENV = "RETRAIN_PARTITION_COMMIT"  # rename | pointer; unset: by the lake's scheme
 RENAME_ATOMIC = ("", "file", "hdfs", "viewfs")  # file systems where a folder rename is atomic
 POINTER = "_CURRENT"  # names the committed version of a pointer-committed partition
-VERSION_PREFIX = ".v="  # hidden from Spark's listing of the partition folder
+VERSIONS = "_versions"  # beside the ds= folders; Spark's listings skip names starting with _
 # Seconds this process spent in `write_partition`; Spark is lazy, so this includes computing
 # whatever plan feeds the write that was not already materialised (cached) before it.
 write_seconds: list[float] = []
@@ -165,10 +167,15 @@ def resolve(partition: str) -> str:
     pointer = read_object(f"{partition}/{POINTER}")
     if pointer is None:
         return partition
-    version = pointer.strip()
-    if not version.startswith(VERSION_PREFIX) or "/" in version:
+    if not re.fullmatch(r"[0-9a-f]+-[0-9a-f]{8}", pointer.strip()):
         raise RetrainError(f"{partition}/{POINTER} does not name a version folder: {pointer!r}")
-    return f"{partition}/{version}"
+    return f"{_versions(partition)}/{pointer.strip()}"
+
+
+def _versions(partition: str) -> str:
+    """Where a pointer-committed partition's versions live: `<zone>/_versions/ds=D/`."""
+    parent, name = partition.rstrip("/").rsplit("/", 1)
+    return f"{parent}/{VERSIONS}/{name}"
 
 
 def read_partition(spark: SparkSession, partition: str) -> DataFrame:
@@ -333,19 +340,17 @@ def _commit(spark: SparkSession, partition: str, write: Callable[[str], None]) -
 
     By renames: the folder is a hidden sibling, swapped in once complete; a crash mid-write
     leaves the old partition in place, a crash mid-swap is finished or undone by
-    `recover_partition`. By a pointer: the folder is a new version inside the partition, and
-    the pointer moves to it in one PUT; the versions it no longer names (the previous one, and
-    any a crashed writer left) are removed after. Readers never see half a partition.
+    `recover_partition`. By a pointer: the folder is a new version, and the pointer moves to it
+    in one PUT; the versions it no longer names (the previous one, and any a crashed writer
+    left) are removed after. Readers never see half a partition.
     """
     token = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
     if commits_by_pointer(partition):
-        version = f"{VERSION_PREFIX}{token}"
-        write(f"{partition}/{version}")
-        write_object(f"{partition}/{POINTER}", f"{version}\n")
-        fs, _ = _fs(spark, partition)
-        jvm_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
-        for stale in fs.globStatus(jvm_path(f"{partition}/{VERSION_PREFIX}*")) or []:
-            if stale.getPath().getName() != version:
+        write(f"{_versions(partition)}/{token}")
+        write_object(f"{partition}/{POINTER}", f"{token}\n")
+        fs, versions = _fs(spark, _versions(partition))
+        for stale in fs.listStatus(versions):
+            if stale.getPath().getName() != token:
                 fs.delete(stale.getPath(), True)
     else:
         recover_partition(spark, partition)
