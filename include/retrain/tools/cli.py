@@ -432,6 +432,17 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _local_source(value: str) -> Path:
+    """What new-dataset profiles: a file or folder on this machine, as a path or file:// URI."""
+    try:
+        return local_path(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value}: new-dataset profiles files on this machine (a path or a file:// URI); "
+            "copy a few days of the feed here first"
+        ) from None
+
+
 def _add_run_command(commands: Any) -> None:
     run = commands.add_parser("run", help="run a dataset's DAG for one date (Airflow dag.test)")
     run.add_argument("dataset")
@@ -558,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     new.add_argument("name")
     new.add_argument(
-        "--from", dest="sample", type=Path, required=True,
+        "--from", dest="sample", type=_local_source, required=True,
         help="a CSV, JSON or Parquet file, or a landing root of ds=YYYY-MM-DD folders (days are "
         "sampled, start_date is the first, drift thresholds are calibrated on all)",
     )  # fmt: skip
