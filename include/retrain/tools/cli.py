@@ -570,8 +570,9 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("name")
     new.add_argument(
         "--from", dest="sample", type=_local_source, required=True,
-        help="a CSV, JSON or Parquet file, or a landing root of ds=YYYY-MM-DD folders (days are "
-        "sampled, start_date is the first, drift thresholds are calibrated on all)",
+        help="a CSV, JSON or Parquet file, or a landing root of ds=YYYY-MM-DD folders, as a path "
+        "or file:// URI (days are sampled, start_date is the first, drift thresholds are "
+        "calibrated on all)",
     )  # fmt: skip
     new.add_argument("--label", help="the label column (default: guessed)")
     new.add_argument("--id", help="the id column (default: guessed)")
