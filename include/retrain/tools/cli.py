@@ -264,7 +264,8 @@ def _print_scaffold(result: Any, spec_file: Path, suite_folder: Path) -> None:
 
         spec = parse_spec(result.data, str(spec_file))
         print(
-            f"drift thresholds calibrated on {len(calibration.days)} days; with the defaults, "
+            f"drift thresholds calibrated on {len(calibration.days)} day(s) with a reference "
+            "window; with the defaults, "
             f"{calibration.failing_days(spec.drift, spec)} of them would fail on feature drift"
         )
 
