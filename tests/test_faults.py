@@ -11,6 +11,7 @@ import gzip
 import json
 import math
 import os
+import re
 import socket
 from datetime import date
 from pathlib import Path
@@ -359,6 +360,41 @@ def test_the_claim_of_a_killed_retrain_run_is_taken_over(home, monkeypatch):
     assert claims.take("toy", run, lambda *_: "running") is None
     other = {"dag_id": "retrain_toy", "run_id": "manual__other", "run_date": "2026-03-02"}
     assert claims.take("toy", other, lambda *_: "running")["run_id"] == "manual__next"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("", "is empty"),
+        ("{not json", "is not JSON"),
+        ('{"dag_id": "retrain_toy", "run_date": "2026-03-01"}', "lacks run_id as text"),
+        ('{"dag_id": "retrain_toy", "run_id": "manual__a", "run_date": "2026-03-01", '
+         '"cli_pid": "123"}', "has a cli_pid that is not a process id"),
+    ],
+)  # fmt: skip
+def test_a_garbage_claim_is_an_error_naming_the_file_its_content_and_the_fix(
+    home, content, problem
+):
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from retrain.airflow.operators import _take_claim
+
+    path = claims.claim_path("toy")
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    run = {"dag_id": "retrain_toy", "run_id": "manual__b", "run_date": "2026-03-02"}
+    with pytest.raises(claims.ClaimError) as caught:
+        claims.take("toy", run, lambda *_: "running")
+    message = str(caught.value)
+    assert f"the claim file {path} {problem}" in message
+    assert repr(content) in message and f"rm '{path}'" in message
+    assert path.read_text() == content  # nothing taken over: nobody can say whose it is
+    # In a DAG, the claim task fails at once (no retry) with the same words.
+    context = {"dag_run": SimpleNamespace(dag_id="retrain_toy", run_id="manual__b"), "ti": None}
+    with pytest.raises(AirflowFailException, match=re.escape(f"the claim file {path}")):
+        _take_claim("toy", context, "2026-03-02")
 
 
 def test_concurrent_claims_have_one_winner(home):

@@ -20,11 +20,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from retrain.errors import RetrainError
 from retrain.lake import write_object
 from retrain.paths import home
 
 ACTIVE_STATES = ("queued", "running")
 CLI_PID_ENV = "RETRAIN_CLI_PID"  # set by `retrain run`, whose `dag.test` runs tasks in-process
+_TEXT_FIELDS = ("dag_id", "run_id", "run_date")  # what every claim names
+_SHOWN_CHARS = 200  # of a broken claim, in its error
+
+
+class ClaimError(RetrainError):
+    """A claim file that retrain did not write (empty, not JSON, fields missing or mistyped):
+    nobody can say whose run holds the dataset, so a person must look."""
 
 
 def claim_path(dataset: str) -> Path:
@@ -32,8 +40,38 @@ def claim_path(dataset: str) -> Path:
 
 
 def read_claim(dataset: str) -> dict[str, Any] | None:
+    """The dataset's claim, None if there is none; ClaimError if the file is not a claim."""
     path = claim_path(dataset)
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    problem = _claim_problem(text)
+    if problem:
+        shown = text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
+        raise ClaimError(
+            f"the claim file {path} {problem} (it holds {shown!r}), so no run can tell whether "
+            f"{dataset} is free. If no run of {dataset} is queued or running, remove it: "
+            f"rm '{path}'"
+        )
+    return json.loads(text)
+
+
+def _claim_problem(text: str) -> str | None:
+    """What makes `text` something other than a claim `take` wrote, or None."""
+    try:
+        claim = json.loads(text)
+    except ValueError:
+        return "is empty" if not text.strip() else "is not JSON"
+    if not isinstance(claim, dict):
+        return "is not a JSON object"
+    missing = [name for name in _TEXT_FIELDS if not isinstance(claim.get(name), str)]
+    if missing:
+        return f"lacks {', '.join(missing)} as text"
+    pid = claim.get("cli_pid")
+    if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0):
+        return "has a cli_pid that is not a process id"
+    return None
 
 
 def cli_process_gone(holder: dict[str, Any]) -> bool:

@@ -91,6 +91,15 @@ def _this_run(context: Any, run_date: str) -> dict[str, str]:
     return {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "run_date": run_date}
 
 
+def _take_claim(dataset: str, context: Any, run_date: str) -> dict[str, Any] | None:
+    """`claims.take` for this task's run; a claim file retrain did not write fails the task
+    without retries (a person must look at it), with the file and what to do."""
+    try:
+        return claims.take(dataset, _this_run(context, run_date), _airflow_state(context["ti"]))
+    except claims.ClaimError as err:
+        raise AirflowFailException(str(err)) from None
+
+
 class ClaimSensor(BaseSensorOperator):
     """The retrain DAG's first task: waits, outside the Spark pool, until no other run of the
     dataset is active, then claims it for this run (see `claims`)."""
@@ -103,8 +112,7 @@ class ClaimSensor(BaseSensorOperator):
         self._waiting_for: str | None = None  # say so once per run waited for
 
     def poke(self, context: Any) -> bool:
-        run = _this_run(context, self.run_date)
-        holder = claims.take(self.dataset, run, _airflow_state(context["ti"]))
+        holder = _take_claim(self.dataset, context, self.run_date)
         if holder and holder["run_id"] != self._waiting_for:
             self._waiting_for = holder["run_id"]
             waiting = f"waiting: {claims.describe(self.dataset, holder)}"
@@ -221,8 +229,7 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
         args = self.application_args
         dataset, run_date = args[args.index("--dataset") + 1], args[args.index("--run-date") + 1]
         if self.claimed:  # a stage cleared alone, without its claim task, must not overlap
-            run = _this_run(context, run_date)
-            holder = claims.take(self.claimed, run, _airflow_state(context["ti"]))
+            holder = _take_claim(self.claimed, context, run_date)
             if holder:
                 raise AirflowException(claims.describe(self.claimed, holder))
         started = time.monotonic()

@@ -14,6 +14,7 @@ from typing import Any
 
 from retrain import results
 from retrain.airflow.local_airflow import airflow_env, ensure_airflow_db
+from retrain.errors import RetrainError
 from retrain.lake import landed_days
 from retrain.paths import REPO_ROOT, DatasetPaths, home, lake_root, local_path, parse_date
 from retrain.spark.validation import SUITES
@@ -141,7 +142,6 @@ def write_suggested_suites(
 ) -> list[Path]:
     """Profile one landing partition and write starting raw and features suites where the
     dataset's spec (or a spec in `spec_folder`) finds them."""
-    from retrain.errors import RetrainError
     from retrain.spark.job import spark_session
     from retrain.tools.profile import suggest_suites
 
@@ -597,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         print(f"retrain: {err}", file=sys.stderr)
         return 2
+    except RetrainError as err:  # a failure explained for a person (a broken claim file, ...)
+        print(f"retrain: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
