@@ -323,6 +323,19 @@ def test_a_symlink_in_landing_is_refused_by_name(spark, home):
     assert not (Path(lake_root()) / "raw" / "toy").exists()
 
 
+def test_a_linked_dataset_root_is_refused_by_name(spark, home, tmp_path):
+    (home.parent / "specs" / "toy.yaml").write_text(yaml.safe_dump(TOY))
+    outside = tmp_path / "outside" / "ds=2026-03-01"  # a folder the lake does not own
+    outside.mkdir(parents=True)
+    (outside / "part-0.csv").write_text("id,label,x,y\n1,a,1.0,2.0\n")
+    root = Path(lake_root()) / "landing" / "toy"
+    root.parent.mkdir(parents=True)
+    root.symlink_to(outside.parent)
+    with pytest.raises(DataRejected, match=rf"landing folder {root} is a symbolic link"):
+        ingest.run(spark, context(toy_spec(), "2026-03-01"))
+    assert not (Path(lake_root()) / "raw" / "toy").exists()
+
+
 def test_a_dataset_is_claimed_by_one_active_run_at_a_time(home):
     states = {"scheduled__a": "running", "manual__b": "queued"}
 

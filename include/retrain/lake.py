@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from retrain.errors import DataRejected, RetrainError
-from retrain.paths import SUCCESS_MARKER, VALIDATED_MARKER, parse_date
+from retrain.paths import SUCCESS_MARKER, VALIDATED_MARKER, lake_root, local_path, parse_date
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -215,15 +215,17 @@ class Landing:
 def list_landing(spark: SparkSession, partition: str) -> Landing:
     """The files Spark will read from a partition, and every entry it will not, by name.
 
-    A symbolic link (the partition folder or a file in it) is refused (DataRejected), wherever
-    it points: it could make ingest copy any file the job can read, the generated key say, into
-    the lake. Object stores have no links; a local lake is checked on the driver's disk, where
-    Hadoop's local file system would follow the link without a word.
+    A symbolic link anywhere below the lake root (the dataset's landing root, the partition
+    folder, a file in it) is refused (DataRejected), wherever it points: it could make ingest
+    copy any file the job can read, the generated key say, into the lake. Object stores have no
+    links; a local lake is checked on the driver's disk, where Hadoop's local file system would
+    follow the link without a word.
     """
     fs, folder = _fs(spark, partition)
     plain = "landing files must be plain files inside the lake"
-    if _local_link(folder):
-        raise DataRejected(f"landing folder {partition} is a symbolic link: {plain}")
+    linked = _linked_folder(folder)
+    if linked:
+        raise DataRejected(f"landing folder {linked} is a symbolic link: {plain}")
     files, skipped = [], {}
     for status in fs.listStatus(folder):
         path = status.getPath()
@@ -264,6 +266,26 @@ def _local_link(path: Any) -> bool:
     """A Hadoop path on the local disk that is a symbolic link."""
     uri = path.toUri()
     return uri.getScheme() in (None, "file") and Path(uri.getPath()).is_symlink()
+
+
+def _linked_folder(folder: Any) -> Path | None:
+    """The first symbolic link among a local folder (a Hadoop path) and its parents below the
+    lake root, None if there is none. The root itself may be a link: where the lake lives is
+    the operator's choice."""
+    uri = folder.toUri()
+    if uri.getScheme() not in (None, "file"):
+        return None
+    path = Path(uri.getPath())
+    try:
+        root = Path(os.path.abspath(local_path(lake_root())))
+    except ValueError:  # the lake is elsewhere (an object store): check the folder alone
+        root = None
+    below_root = [path, *path.parents]
+    if root is not None and path.is_relative_to(root):
+        below_root = below_root[: len(path.relative_to(root).parts)]
+    else:
+        below_root = below_root[:1]
+    return next((p for p in below_root if p.is_symlink()), None)
 
 
 def first_line(spark: SparkSession, file: str) -> str:
