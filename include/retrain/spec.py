@@ -11,6 +11,7 @@ import json
 import os
 import re
 import types
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -605,12 +606,34 @@ def spec_dirs() -> list[Path]:
     return [REPO_ROOT / "include" / "datasets"] + [Path(p) for p in extra.split(os.pathsep) if p]
 
 
-def load_spec_file(path: Path) -> Spec:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: YAML alone keeps the last
+    one in silence, so an edit (or a tool) that added a key again would not be the one read."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # YAML's own check below says what is wrong with it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_spec_text(text: str, where: str) -> Any:
+    """A spec file's YAML, with no key given twice; SpecError naming `where` otherwise."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML: {err}") from None
-    spec = parse_spec(data, str(path))
+        raise SpecError(f"{where}: not valid YAML: {err}") from None
+
+
+def load_spec_file(path: Path) -> Spec:
+    spec = parse_spec(read_spec_text(path.read_text(), str(path)), str(path))
     if spec.name != path.stem:
         raise SpecError(f"{path}: key 'name' is {spec.name!r} but the file is named {path.name}")
     return spec

@@ -10,15 +10,16 @@ the thresholds in the spec.
 
 from __future__ import annotations
 
-import dataclasses
+import io
 import math
-import re
+import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
-import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -26,7 +27,7 @@ from retrain.lake import data_files
 from retrain.paths import window_dates
 from retrain.spark.drift import drift_stats
 from retrain.spark.landing import usable_rows
-from retrain.spec import Drift, Spec, SpecError
+from retrain.spec import Drift, Spec, SpecError, parse_spec, read_spec_text
 
 WARNING_QUANTILE, WARNING_MARGIN, CRITICAL_MARGIN = 0.9, 1.2, 1.5
 
@@ -110,43 +111,82 @@ def calibrate(
     return Calibration(measured, observed, {c: band(v, spec.drift) for c, v in observed.items()})
 
 
-def _flow(key: str, value: object) -> str:
-    """`key: value` as one line of YAML (keys quoted where YAML needs it)."""
-    value = list(value) if isinstance(value, tuple) else value
-    return yaml.safe_dump({key: value}, default_flow_style=True, width=1000).strip()[1:-1]
+def with_thresholds(text: str, calibration: Calibration, where: str) -> str:
+    """`text` (a spec file) with `drift.psi_by_column` set to the calibrated thresholds, each
+    beside what was observed. Read and written round trip: every other key, comment and the
+    keys' order stay as they were; a spec that gives a key twice is refused."""
+    from ruamel.yaml import YAML, YAMLError
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-
-def drift_block(spec: Spec, calibration: Calibration) -> str:
-    """The spec's `drift:` section with the calibrated thresholds and what they came from."""
-    days = calibration.days
-    defaults = Drift()
-    lines = [
-        "drift:",
-        f"  # Calibrated (retrain calibrate) on {len(days)} days ({days[0]} .. {days[-1]}): "
-        "each day's PSI against its window.",
-        f"  # warning = max(psi_warning, {WARNING_MARGIN} x the {WARNING_QUANTILE:.0%} quantile), "
-        f"critical = max(psi_critical, {CRITICAL_MARGIN} x the largest).",
-        *[
-            f"  {_flow(f.name, getattr(spec.drift, f.name))}"
-            for f in dataclasses.fields(Drift)
-            if f.name != "psi_by_column"
-            and getattr(spec.drift, f.name) != getattr(defaults, f.name)
-        ],
-        "  psi_by_column:",
-    ]
-    for column, (warning, critical) in calibration.bands.items():
-        values = calibration.observed[column]
-        median, quantile = np.quantile(values, [0.5, WARNING_QUANTILE])
-        lines.append(
-            f"    {_flow(column, [warning, critical]):<40} # observed: median {median:.2f}, "
-            f"{WARNING_QUANTILE:.0%} {quantile:.2f}, max {max(values):.2f}"
+    document = YAML()  # round trip; refuses duplicate keys
+    document.width = 1000
+    try:
+        data = document.load(text)
+    except YAMLError as err:
+        raise SpecError(f"{where}: not valid YAML: {err}") from None
+    if not isinstance(data, CommentedMap):
+        raise SpecError(f"{where}: a spec is a YAML mapping of keys")
+    if data.get("drift") is None:
+        data["drift"] = CommentedMap()
+    drift = data["drift"]
+    if not isinstance(drift, CommentedMap):
+        raise SpecError(f"{where}: key 'drift' must be a mapping of settings")
+    bands = CommentedMap()
+    for column, thresholds in calibration.bands.items():
+        bands[column] = CommentedSeq(thresholds)
+        bands[column].fa.set_flow_style()
+        median, quantile = np.quantile(calibration.observed[column], [0.5, WARNING_QUANTILE])
+        bands.yaml_add_eol_comment(
+            f"observed: median {median:.2f}, {WARNING_QUANTILE:.0%} {quantile:.2f}, "
+            f"max {max(calibration.observed[column]):.2f}",
+            column,
         )
-    return "\n".join(lines) + "\n"
+    days = calibration.days
+    drift["psi_by_column"] = bands
+    drift.yaml_add_eol_comment(
+        f"[warning, critical] calibrated by retrain calibrate on {len(days)} days "
+        f"({days[0]} .. {days[-1]}): warning {WARNING_MARGIN} x the {WARNING_QUANTILE:.0%} "
+        f"quantile, critical {CRITICAL_MARGIN} x the largest PSI",
+        "psi_by_column",
+    )
+    written = io.StringIO()
+    document.dump(data, written)
+    return written.getvalue()
 
 
-def with_drift_block(text: str, block: str) -> str:
-    """`text` (a spec file) with its top-level `drift:` section replaced by `block`, or added."""
-    section = re.compile(r"^drift:.*(?:\n(?:[ \t].*|[ \t]*(?=\n)))*\n?", re.MULTILINE)
-    if section.search(text):
-        return section.sub(lambda _: block, text, count=1)
-    return text.rstrip("\n") + "\n" + block
+def write_thresholds(spec_file: Path, calibration: Calibration, *, dry_run: bool) -> Spec:
+    """Write the calibrated thresholds into `spec_file` (unless `dry_run`); the spec then in
+    force. The new text is loaded as every run loads it, and its thresholds must be the
+    calibrated ones before it replaces the file, atomically (written beside, then renamed). A
+    spec that is a symbolic link is refused: the write would land wherever it points."""
+    if spec_file.is_symlink():
+        raise SpecError(
+            f"{spec_file} is a symbolic link; calibrate writes only a spec file itself: run it "
+            "where the file lives, or copy the file in place of the link"
+        )
+    text = with_thresholds(spec_file.read_text(), calibration, str(spec_file))
+    spec = parse_spec(read_spec_text(text, str(spec_file)), str(spec_file))
+    in_force = {column: spec.drift.psi_bands(column) for column in calibration.bands}
+    if in_force != calibration.bands:
+        raise SpecError(
+            f"{spec_file}: the rewritten spec would put {in_force} in force, not the calibrated "
+            f"{calibration.bands}; the file is unchanged"
+        )
+    if not dry_run:
+        beside = spec_file.with_name(f".{spec_file.name}.{uuid.uuid4().hex[:8]}.tmp")
+        beside.write_text(text)
+        try:
+            shutil.copymode(spec_file, beside)
+            beside.replace(spec_file)
+        finally:
+            beside.unlink(missing_ok=True)
+    return spec
+
+
+def thresholds_text(spec: Spec, calibration: Calibration) -> str:
+    """The thresholds `spec` holds for the calibrated columns, one line each, as printed."""
+    return "".join(
+        f"  {column}: warning {warning:g}, critical {critical:g}\n"
+        for column in calibration.bands
+        for warning, critical in [spec.drift.psi_bands(column)]
+    )

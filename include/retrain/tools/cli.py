@@ -272,11 +272,8 @@ def _print_scaffold(result: Any, spec_file: Path, suite_folder: Path) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Set the spec's drift thresholds from the PSI its landed history shows, day by day."""
-    import yaml
-
     from retrain.spark.job import spark_session
-    from retrain.spec import parse_spec
-    from retrain.tools.calibrate import calibrate, drift_block, with_drift_block
+    from retrain.tools.calibrate import calibrate, thresholds_text, write_thresholds
 
     spec = load_spec(args.dataset)
     spark = spark_session(f"retrain-{spec.name}-calibrate")
@@ -291,11 +288,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     finally:
         spark.stop()
     spec_file = Path(spec.file)
-    text = with_drift_block(spec_file.read_text(), drift_block(spec, calibration))
-    calibrated = parse_spec(yaml.safe_load(text), str(spec_file))  # never write a broken spec
-    if not args.dry_run:
-        spec_file.write_text(text)
-    print(drift_block(spec, calibration), end="")
+    calibrated = write_thresholds(spec_file, calibration, dry_run=args.dry_run)
+    print(f"PSI thresholds in force{' if written' if args.dry_run else ''}:")
+    print(thresholds_text(calibrated, calibration), end="")
     before, after = (calibration.failing_days(s.drift, s) for s in (spec, calibrated))
     print(
         f"Of the {len(calibration.days)} days measured, {before} would fail on feature drift "

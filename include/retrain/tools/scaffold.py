@@ -37,7 +37,7 @@ from pyspark.sql.types import (
 from retrain.lake import data_files, landed_days
 from retrain.paths import lake_root, local_path
 from retrain.spec import NAME_PATTERN, SpecError, parse_spec, quote
-from retrain.tools.calibrate import Calibration, calibrate, drift_block
+from retrain.tools.calibrate import Calibration, calibrate, with_thresholds
 from retrain.tools.profile import profile, suggest_suites_from
 
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -343,7 +343,7 @@ class Scaffold:
         text = spec_yaml(self.data, self.why)
         assert yaml.safe_load(text) == self.data  # the comments must not change the spec
         if self.calibration is not None:
-            text += drift_block(parse_spec(self.data, ""), self.calibration)
+            text = with_thresholds(text, self.calibration, f"the {self.data['name']} spec")
         return text
 
 
