@@ -40,7 +40,7 @@ from pyspark.ml.util import Identifiable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retrain.spark.exchange import Alone, Peers, Relay
+from retrain.spark.exchange import Alone, ExchangeError, Peers, Relay, Ticket
 from retrain.spark.network import (
     DTYPE,
     Adam,
@@ -255,8 +255,13 @@ def _result_batch(weights: np.ndarray, history: History) -> Any:
     )
 
 
+def _message_size(config: _Config) -> int:
+    """Bytes of one task's packed round (`_pack`): the scalars, then weights and both moments."""
+    return _SCALARS * 8 + 3 * Network(config.layers).size * np.dtype(DTYPE).itemsize
+
+
 def _fit_in_tasks(
-    config: _Config, initial: np.ndarray, relay: tuple[tuple[str, int], bytes] | None
+    config: _Config, initial: np.ndarray, ticket: Ticket | None
 ) -> Callable[[Iterator[Any]], Iterator]:
     """The whole fit in each task; the tasks exchange rounds through the driver's relay."""
 
@@ -264,8 +269,9 @@ def _fit_in_tasks(
         from pyspark import TaskContext
         from threadpoolctl import threadpool_limits
 
-        task = TaskContext.get().partitionId()
-        peers = Peers(*relay, task) if relay else Alone()
+        context = TaskContext.get()
+        task = context.partitionId()
+        peers = Peers(ticket, task, context.attemptNumber()) if ticket else Alone()
         try:
             with threadpool_limits(1):  # Spark runs a task per core; BLAS threads would fight
                 parts = _task_data(batches, config)
@@ -447,13 +453,19 @@ class AdamMLPClassifier(
         if tasks == 1:
             fit = frame.mapInArrow(_fit_in_tasks(config, initial, None), _RESULT_SCHEMA)
             return _result(fit.collect())
-        with _relay(frame.sparkSession, tasks) as relay:
+        with _relay(frame.sparkSession, tasks, _message_size(config)) as relay:
             fit = frame.mapInArrow(
-                _fit_in_tasks(config, initial, (relay.address, relay.key)),
-                _RESULT_SCHEMA,
-                barrier=True,
+                _fit_in_tasks(config, initial, relay.ticket), _RESULT_SCHEMA, barrier=True
             )
-            return _result(fit.collect())
+            try:
+                return _result(fit.collect())
+            except Exception as err:
+                if relay.error:  # the cause, where Spark's error shows only its effects
+                    raise ExchangeError(
+                        f"the {tasks} training tasks could not finish their exchange: "
+                        f"{relay.error}"
+                    ) from err
+                raise
 
     def _fit_by_jobs(
         self, frame: DataFrame, config: _Config, initial: np.ndarray
@@ -482,14 +494,15 @@ def _result(rows: list[Any]) -> tuple[np.ndarray, History]:
     return np.frombuffer(row.weights, DTYPE), History(**json.loads(row.history))
 
 
-def _relay(spark: SparkSession, tasks: int) -> Relay:
-    """A relay where the tasks reach the driver: loopback for a local master."""
+def _relay(spark: SparkSession, tasks: int, message_size: int) -> Relay:
+    """A relay listening only where the tasks reach the driver: loopback for a local master,
+    else the driver's bind address (as Spark's own driver endpoints)."""
     context = spark.sparkContext
     if context.master.startswith("local"):
-        return Relay(tasks, "127.0.0.1", "127.0.0.1")
+        return Relay(tasks, "127.0.0.1", "127.0.0.1", message_size)
     conf = context.getConf()
     host = conf.get("spark.driver.host")
-    return Relay(tasks, conf.get("spark.driver.bindAddress", host), host)
+    return Relay(tasks, conf.get("spark.driver.bindAddress", host), host, message_size)
 
 
 def to_mllib(
