@@ -44,7 +44,7 @@ from retrain.runs import read_run, update_run
 from retrain.spark import registry
 from retrain.spark.metrics import classification_metrics
 from retrain.spark.metrics import prepare as prepare_scored
-from retrain.spark.validation import load_suite
+from retrain.spark.validation import load_suite, run_suite
 from retrain.spec import SpecError
 from retrain.tools import cli, local_runs
 from tests.helpers import EARLIER, LATER, TOY, TOY_SUITES, context, free_port, toy_spec
@@ -159,21 +159,59 @@ def write_suite(home, expectations: list[dict]) -> None:
     (folder / "raw.json").write_text(json.dumps(suite))
 
 
-def test_a_suite_cannot_run_raw_spark_sql(home):
+RAW_SQL = "java_method('java.lang.System', 'setProperty', 'retrain.pwned', 'yes') IS NULL"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"row_condition": RAW_SQL, "condition_parser": "spark"}, "has condition_parser 'spark'"),
+        ({"row_condition": RAW_SQL}, "has a row_condition without a condition_parser"),
+        ({"row_condition": RAW_SQL, "condition_parser": "pandas"}, "condition_parser 'pandas'"),
+        ({"row_condition": {"type": "pass_through", "pass_through_filter": RAW_SQL},
+          "condition_parser": "great_expectations"}, "is a dict, not text"),
+        ({"row_condition": f'col("x") > 1 OR {RAW_SQL}', "condition_parser": "great_expectations"},
+         "which GX's 'great_expectations' parser does not read (from character 13)"),
+    ],
+)  # fmt: skip
+def test_a_suite_cannot_run_raw_spark_sql_whatever_the_spelling(home, kwargs, problem):
+    """In GX 1.24 each of these reaches Spark as `data.filter(text)` (the last after GX dropped
+    the text past `col("x") > 1`): refused when the suite loads, naming file and expectation."""
+    write_suite(
+        home,
+        [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "x", **kwargs},
+                "meta": {"severity": "warning"},
+            }
+        ],
+    )
+    where = "raw.json: expectation 5 (expect_column_values_to_not_be_null) "
+    with pytest.raises(SpecError, match=re.escape(where) + ".*" + re.escape(problem)):
+        load_suite("toy", "raw")
+
+
+def test_conditions_in_gxs_own_grammar_are_applied_by_gx(spark, home, tmp_path):
+    """A warning with a condition GX parses itself checks only the rows it selects."""
     write_suite(home, [{
-        "type": "expect_column_values_to_not_be_null",
-        "kwargs": {"column": "x", "row_condition": "java_method('java.lang.System', "
-                   "'getenv', 'RETRAIN_KEY') IS NOT NULL", "condition_parser": "spark"},
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "x", "max_value": 5, "row_condition": 'col("label") == "a"',
+                   "condition_parser": "great_expectations"},
         "meta": {"severity": "warning"},
     }])  # fmt: skip
-    with pytest.raises(SpecError, match=r"expectation 5 .* condition_parser 'spark'"):
-        load_suite("toy", "raw")
+    suite = load_suite("toy", "raw")
+    frame = spark.createDataFrame([(1, "a", 2.0, 0.0), (2, "b", 9.0, 0.0)], "id long, "
+                                  "label string, x double, y double")  # fmt: skip
+    result, _ = run_suite(frame, suite, tmp_path / "gx", "conditional")
+    outcome = {r["expectation_config"]["type"]: r["success"] for r in result["results"]}
+    assert outcome["expect_column_values_to_be_between"] is True  # x = 9 is a "b" row
 
 
 def test_a_conditional_critical_row_rule_is_refused(home):
     conditional = {
         "type": "expect_column_values_to_not_be_null",
-        "kwargs": {"column": "x", "row_condition": 'label=="a"',
+        "kwargs": {"column": "x", "row_condition": 'col("label") == "a"',
                    "condition_parser": "great_expectations"},
     }  # fmt: skip
     write_suite(home, [conditional])

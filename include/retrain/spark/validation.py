@@ -23,6 +23,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 SUITES = ("raw", "features")
 CRITICAL, WARNING, INFO = "critical", "warning", "info"  # GX's FailureSeverity values
 SEVERITIES = (CRITICAL, WARNING, INFO)
+# The parsers GX applies as a column expression (the second is an old name of the first).
+GX_PARSERS = ("great_expectations", "great_expectations__experimental__")
 
 
 def suite_dirs(dataset: str) -> list[Path]:
@@ -62,14 +64,7 @@ def load_suite(dataset: str, suite: str) -> dict[str, Any]:
         raise SpecError(f"{path}: a GX suite needs a 'name' and a list of 'expectations'")
     for index, item in enumerate(suite_json["expectations"]):
         where = f"{path}: expectation {index} ({item.get('type')})"
-        kwargs = item.get("kwargs") or {}
-        condition = kwargs.get("row_condition", item.get("row_condition"))
-        if kwargs.get("condition_parser", item.get("condition_parser")) == "spark":
-            raise SpecError(
-                f"{where} has condition_parser 'spark', which runs its row_condition as raw "
-                "Spark SQL; write the condition for the 'great_expectations' parser"
-            )
-        if condition and is_row_rule(item):
+        if (item.get("kwargs") or {}).get("row_condition") and is_row_rule(item):
             raise SpecError(
                 f"{where} is a critical row rule with a row_condition, but quarantine applies "
                 "row rules to every row: make it a 'warning' (GX then checks it with the "
@@ -95,12 +90,60 @@ def severity_of(expectation: dict[str, Any]) -> str:
     return expectation.get("severity") or (expectation.get("meta") or {}).get("severity", CRITICAL)
 
 
+def row_condition_problem(expectation: dict[str, Any]) -> str | None:
+    """Why GX would not read an expectation's `row_condition` with its own parser, or None.
+
+    GX 1.x hands any condition it does not parse itself to Spark as raw SQL (`data.filter(
+    text)`): a string with no `condition_parser` or another one, a `pass_through` object, even a
+    number. A suite is data, so only text in GX's own grammar is taken, all of it (GX would drop
+    what follows a valid start in silence): `col("x") > 0`, `col("s") == "a"`,
+    `col("x").notNull()`.
+    """
+    if "row_condition" in expectation or "condition_parser" in expectation:
+        return "has row_condition or condition_parser beside its kwargs; put them in kwargs"
+    kwargs = expectation.get("kwargs") or {}
+    condition, parser = kwargs.get("row_condition"), kwargs.get("condition_parser")
+    how = (
+        "GX would run it as raw Spark SQL; write it for condition_parser 'great_expectations', "
+        'e.g. col("x") > 0'
+    )
+    if parser is not None and parser not in GX_PARSERS:
+        return f"has condition_parser {parser!r}: {how}"
+    if condition is None:
+        return None
+    if parser is None:
+        return f"has a row_condition without a condition_parser: {how}"
+    if not isinstance(condition, str):
+        return f"has a row_condition that is a {type(condition).__name__}, not text: {how}"
+    return _grammar_problem(condition)
+
+
+def _grammar_problem(condition: str) -> str | None:
+    """Why GX's own grammar (a pyparsing expression; loaded only for a suite that has a
+    condition) does not read all of `condition`, or None."""
+    from great_expectations.compatibility.pyparsing import ParseException, parse_string
+    from great_expectations.expectations.legacy_row_conditions import condition as grammar
+
+    try:
+        parse_string(grammar, condition, parse_all=True)
+    except ParseException as err:
+        return (
+            f"has row_condition {condition!r}, which GX's 'great_expectations' parser does not "
+            f'read (from character {err.loc}); e.g. col("x") > 0 or col("x").notNull()'
+        )
+    return None
+
+
 def with_native_severity(suite_json: dict[str, Any], where: str) -> dict[str, Any]:
     """The suite with each expectation's severity in GX's own field, so that GX's results carry
-    it, and `meta.severity` dropped; the two must not disagree where both are given."""
+    it, and `meta.severity` dropped; the two must not disagree where both are given. Every
+    expectation's `row_condition` must be one GX parses itself (`row_condition_problem`)."""
     expectations = []
     for index, item in enumerate(suite_json["expectations"]):
         what = f"{where}: expectation {index} ({item.get('type')})"
+        problem = row_condition_problem(item)
+        if problem:
+            raise SpecError(f"{what} {problem}")
         meta = dict(item.get("meta") or {})
         native, alias = item.get("severity"), meta.pop("severity", None)
         if native and alias and native != alias:
