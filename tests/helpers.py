@@ -209,3 +209,78 @@ def chromium(profile: Path, *args: str) -> str:
 def browse(url: str, profile: Path) -> str:
     """The page at `url` as a real headless Chromium renders it (its DOM after scripts ran)."""
     return chromium(profile, "--virtual-time-budget=5000", "--dump-dom", url)
+
+
+class Browser:
+    """A real headless Chromium driven as a person would, over its DevTools protocol: open a
+    page, type into a field, press a button, read what is shown."""
+
+    def __init__(self, profile: Path) -> None:
+        import shutil
+        import urllib.request
+
+        from websockets.sync.client import connect
+
+        binary = shutil.which("chromium") or shutil.which("chromium-browser")
+        assert binary, "browser tests need Chromium: apt-get install chromium (CI installs it)"
+        self.process = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+             "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        active = profile / "DevToolsActivePort"
+        wait_for(lambda: active.exists() and active.read_text().strip(), "Chromium", 60, 0.2)
+        port = int(active.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
+            page = next(t for t in json.load(answer) if t["type"] == "page")
+        self._socket = connect(page["webSocketDebuggerUrl"], max_size=None)
+        self._calls = 0
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._calls += 1
+        self._socket.send(json.dumps({"id": self._calls, "method": method, "params": params}))
+        while True:
+            answer = json.loads(self._socket.recv(timeout=60))
+            if answer.get("id") == self._calls:
+                assert "error" not in answer, answer["error"]
+                return answer["result"]
+
+    def evaluate(self, expression: str) -> Any:
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)[
+            "result"
+        ].get("value")
+
+    def open(self, url: str, shown: str = "") -> str:
+        """Go to `url`; the page's text once it has loaded (and shows `shown`, if given)."""
+        self.call("Page.navigate", url=url)
+        return self.text(shown)
+
+    def text(self, shown: str = "") -> str:
+        """The page's text once it has loaded (and shows `shown`)."""
+
+        def loaded() -> str | None:
+            try:
+                if self.evaluate("document.readyState") != "complete":
+                    return None
+                text = self.evaluate("document.body ? document.body.innerText : ''")
+            except AssertionError:  # the page navigated away meanwhile (a redirect): look again
+                return None
+            return text if text and shown in text else None
+
+        return wait_for(loaded, f"a page showing {shown!r}", 60, 0.2)
+
+    def type_into(self, selector: str, text: str) -> None:
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.call("Input.insertText", text=text)
+
+    def click(self, selector: str) -> None:
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+
+    @property
+    def url(self) -> str:
+        return self.evaluate("location.href")
+
+    def close(self) -> None:
+        self._socket.close()
+        self.process.terminate()
+        self.process.wait(timeout=30)

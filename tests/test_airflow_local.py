@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -18,13 +17,14 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from retrain.airflow.dag_factory import STAGES
 from retrain.airflow.local_airflow import USER, LocalAirflow
-from tests.helpers import browse, free_port, run_record, wait_for
+from tests.helpers import Browser, free_port, run_record, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,7 @@ def airflow(tmp_path_factory):
                  "--days", "2"],
                 env=os.environ | env, check=True, capture_output=True,
             )  # fmt: skip
-        local = LocalAirflow(free_port(), env=env, results_port=free_port())
+        local = LocalAirflow(free_port(), env=env)
         local.start()
     finally:
         os.environ.pop("RETRAIN_HOME") if previous is None else os.environ.update(
@@ -142,10 +142,11 @@ def test_a_ui_style_trigger_runs_every_stage_and_publishes(airflow):
     airflow["run_id"] = finished["dag_run_id"]
 
 
-def test_the_task_links_open_the_report_and_data_docs_in_a_browser(airflow, tmp_path):
+def test_the_task_links_open_the_results_in_a_browser_only_after_logging_in(airflow, tmp_path):
     """The buttons of the validate, preprocess and evaluate tasks, as the UI gets them from the
-    API, open the run's results from the results service in a real Chromium."""
-    api, landed = airflow["api"], airflow["landed"]
+    API, open the run's results from Airflow's own API server in a real Chromium, once a person
+    has logged in; without the login the same URLs show Airflow's login page instead."""
+    api, landed, local = airflow["api"], airflow["landed"], airflow["airflow"]
     run = f"/api/v2/dags/{DAG}/dagRuns/{airflow['run_id']}/taskInstances"
     links = {}
     for task in ("validate", "preprocess", "evaluate"):
@@ -156,17 +157,73 @@ def test_the_task_links_open_the_report_and_data_docs_in_a_browser(airflow, tmp_
         "Data Docs: raw suite", "Data Docs: drift", "Data Docs: features suite", "Decision report"
     }  # fmt: skip
     assert links.pop("Data Docs: drift") is None  # the first validated day: nothing to drift from
-    results = airflow["airflow"].results_url
-    assert all(url.startswith(f"{results}/") for url in links.values()), links
-    pages = {
-        name: re.sub(r"<[^>]+>", " ", browse(url, tmp_path / "profile"))
-        for name, url in links.items()
-    }
-    report = pages["Decision report"]
-    assert f"run {landed}" in report and "first model" in report
+    assert all(url.startswith(f"{local.url}/retrain/") for url in links.values()), links
+    report = links["Decision report"]
+    with pytest.raises(urllib.error.HTTPError) as refused:  # a client without a login
+        urllib.request.urlopen(report, timeout=30)
+    assert refused.value.code == 401
+    logged_in = urllib.request.Request(report, headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(logged_in, timeout=30) as answer:  # one with a token
+        assert answer.status == 200 and f"<title>retrain digits {landed}".encode() in answer.read()
+    stranger = Browser(tmp_path / "stranger")
+    try:
+        assert "Sign into Airflow" in stranger.open(report, "Sign")
+        assert stranger.url.startswith(f"{local.url}/auth/login?next=")
+    finally:
+        stranger.close()
+    browser = Browser(tmp_path / "person")
+    try:
+        browser.open(report, "Sign")
+        browser.type_into("input[name=username]", USER)
+        browser.type_into("input[name=password]", local.password())
+        browser.click("button[type=submit]")
+        pages = {"Decision report": browser.text("first model")}  # back at the report
+        assert browser.url == report
+        for name in ("Data Docs: raw suite", "Data Docs: features suite"):
+            pages[name] = browser.open(links[name], "Expectation")  # GX's own page, styled
+        # The UI's "Retrain results" view (Browse menu) lists the run in its frame.
+        browser.open(f"{local.url}/plugin/retrain-results")
+        frame = "document.querySelector('iframe')?.contentDocument?.body?.innerText || ''"
+        listed = wait_for(lambda: landed.isoformat() in browser.evaluate(frame) and
+                          browser.evaluate(frame), "the results view", 60, 0.5)  # fmt: skip
+    finally:
+        browser.close()
+    assert (
+        f"run {landed}" in pages["Decision report"] and "first model" in pages["Decision report"]
+    )
     assert "digits_raw" in pages["Data Docs: raw suite"]
     assert "digits_features" in pages["Data Docs: features suite"]
-    assert "Expectation" in pages["Data Docs: raw suite"]  # GX's own page, styles and all
+    assert f"digits\t{landed}\tpublish" in listed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/retrain/docs/digits/..%2F..%2F..%2Fsecrets%2Fretrain.key",
+        "/retrain/docs/digits/%2e%2e%2F%2e%2e%2F%2e%2e%2Fsecrets%2Fretrain.key",
+        "/retrain/docs/digits/%2E%2E/%2E%2E/%2E%2E/secrets/retrain.key",
+        "/retrain/runs/digits/2026-03-02/..%2F..%2F..%2F..%2Fsecrets%2Fretrain.key",
+        "/retrain/docs/digits/%252e%252e%252F%252e%252e%252Fsecrets%252Fretrain.key",
+        "/retrain/docs/digits//etc/passwd",
+        "/retrain/docs/digits/%2Fetc%2Fpasswd",
+        "/retrain//etc/passwd",
+        "/retrain/docs/digits/..%5C..%5C..%5Csecrets%5Cretrain.key",
+        "/retrain/runs/Digits/2026-03-02/report.html",
+        "/retrain/docs/digits/../../proc/self/environ",
+    ],
+)
+def test_results_need_a_login_and_nothing_else_of_the_machine_is_served(airflow, path):
+    """Against the real API server: without a login every path is refused (401, or 404 where
+    no route matches); with one, nothing outside the lake's results is found."""
+    api, local = airflow["api"], airflow["airflow"]
+    key = Path(local.env["RETRAIN_HOME"]) / "secrets" / "retrain.key"
+    secret = key.read_bytes()  # made when the first model was signed: what a traversal reads
+    for headers in ({}, {"Authorization": f"Bearer {api.token}"}):
+        request = urllib.request.Request(local.url + path, headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code in ((404,) if headers else (401, 404)), (path, headers.keys())
+        assert secret not in refused.value.read()
 
 
 def test_publishing_emits_the_model_asset_and_scoring_uses_the_new_champion(airflow, spark):

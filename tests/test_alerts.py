@@ -14,7 +14,7 @@ from tests.helpers import start_webhook
 RUN = "manual__2026-03-02T00:00:00+00:00"
 SITE = "/home/gx/digits/gx/uncommitted/data_docs/local_site"
 DOCS = f"{SITE}/validations/digits_raw/2026-03-02/x.html"
-RESULTS = "http://results.example:8090"
+RESULTS = "http://airflow.example:8080/retrain"
 
 
 @pytest.fixture(autouse=True)

@@ -327,11 +327,11 @@ def test_each_run_that_needs_a_person_sent_one_alert(pipeline, alerts):
     assert all(a["dag_id"] == "retrain_digits" for a in alerts)
     rerun, crippled, corrupted = alerts[-3:]
     assert "not better than the champion beyond noise" in rerun["text"]
-    assert rerun["links"] == [f"http://127.0.0.1:8090/runs/digits/{DAY2}/report.html"]
+    assert rerun["links"] == [f"http://127.0.0.1:8080/retrain/runs/digits/{DAY2}/report.html"]
     assert "below the floor" in crippled["text"]
     assert f"for {DAY3}" in corrupted["text"] and "drift" in corrupted["text"]
     assert corrupted["links"] and all(
-        link.startswith("http://127.0.0.1:8090/docs/digits/") and link.endswith(".html")
+        link.startswith("http://127.0.0.1:8080/retrain/docs/digits/") and link.endswith(".html")
         for link in corrupted["links"]
     )
 

@@ -1,12 +1,12 @@
-"""Results one click away: each run's decision report and Data Docs over HTTP, for the task
-links in Airflow, the alerts and `retrain status`.
+"""Results one click away: each run's decision report and Data Docs, for the task links in
+Airflow, the alerts and `retrain status`.
 
-`retrain serve-results` (started by `make airflow`; a service of its own in compose) serves two
-trees of the lake read-only and nothing else: `/runs/<dataset>/<date>/<file>` from the run's
-folder, and `/docs/<dataset>/<path>` from the dataset's Data Docs site, which the stages that
-validate copy there from GX's project folder on their driver (`publish_docs`). So the service
-needs no access to any driver's disk. Links are built from `RETRAIN_RESULTS_URL`, the address a
-browser reaches it at.
+Airflow's own API server serves them, behind its login (`retrain.airflow.results_app`, a
+plugin), from two trees of the lake and nothing else: `/retrain/runs/<dataset>/<date>/<file>`
+from the run's folder, and `/retrain/docs/<dataset>/<path>` from the dataset's Data Docs site,
+which the stages that validate copy there from GX's project folder on their driver
+(`publish_docs`). So no driver's disk needs to be reachable. Links are built from
+`RETRAIN_RESULTS_URL`, the address a browser reaches them at (by default the local Airflow's).
 """
 
 from __future__ import annotations
@@ -14,26 +14,26 @@ from __future__ import annotations
 import html
 import mimetypes
 import os
+import posixpath
 import re
-from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
-from retrain.lake import copy_new_files, read_bytes, read_object
-from retrain.paths import gx_root, lake_root
+from retrain.lake import copy_new_files, read_bytes
+from retrain.paths import gx_root, lake_root, local_path, parse_date
 from retrain.runs import RunRecord, list_runs, run_folder
 
-DEFAULT_PORT = 8090
+PATH = "/retrain"  # where Airflow's API server mounts the results
+DEFAULT_URL = f"http://127.0.0.1:8080{PATH}"  # `make airflow`'s API server
 INDEX_RUNS = 30  # runs per dataset on the index page
 RUN_FILES = re.compile(r"report\.html|report\.json|validation_[a-z]+\.json")
 DATASET = re.compile(r"[a-z][a-z0-9_]{0,62}")
+TREES = ("runs", "docs")
 DOCS_SITE = ("gx", "uncommitted", "data_docs", "local_site")  # GX's site in its project folder
 
 
 def base_url() -> str:
-    default = f"http://127.0.0.1:{DEFAULT_PORT}"
-    return (os.environ.get("RETRAIN_RESULTS_URL") or default).rstrip("/")
+    return (os.environ.get("RETRAIN_RESULTS_URL") or DEFAULT_URL).rstrip("/")
 
 
 def report_url(dataset: str, run_date: str) -> str:
@@ -64,7 +64,7 @@ def docs_url(dataset: str, page: str) -> str | None:
 
 
 def links(record: RunRecord) -> dict[str, str]:
-    """URLs of a run's results on this service: `report` and each Data Docs suite's page."""
+    """URLs of a run's results: `report` and each Data Docs suite's page."""
     if not (record.dataset and record.run_date):
         return {}
     found = {suite: docs_url(record.dataset, page) for suite, page in record.data_docs.items()}
@@ -73,42 +73,52 @@ def links(record: RunRecord) -> dict[str, str]:
     return {kind: url for kind, url in found.items() if url}
 
 
-class ResultsHandler(BaseHTTPRequestHandler):
-    """GET only; anything outside the two trees is 404."""
+def dataset_of(path: str) -> str | None:
+    """The dataset a result path (`runs/<dataset>/...` or `docs/<dataset>/...`) belongs to."""
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[0] in TREES and DATASET.fullmatch(parts[1]):
+        return parts[1]
+    return None
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        parts = [unquote(p) for p in urlsplit(self.path).path.split("/") if p]
-        found = self._find(parts)
-        if found is None:
-            self.send_error(404, "no such result")
-            return
-        body, kind = found
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def _find(self, parts: list[str]) -> tuple[bytes, str] | None:
-        if not parts:
-            return _index().encode(), "text/html; charset=utf-8"
-        if len(parts) < 3 or not DATASET.fullmatch(parts[1]):
-            return None
-        tree, dataset, rest = parts[0], parts[1], parts[2:]
-        if tree == "runs" and len(rest) == 2 and RUN_FILES.fullmatch(rest[1]):
-            try:
-                day = date.fromisoformat(rest[0])
-            except ValueError:
-                return None
-            text = read_object(f"{run_folder(dataset, day)}/{rest[1]}")
-            return None if text is None else (text.encode(), _type(rest[1]))
-        if tree == "docs" and all(part and part not in (".", "..") for part in rest):
-            data = read_bytes(f"{docs_folder(dataset)}/{'/'.join(rest)}")
-            return None if data is None else (data, _type(rest[-1]))
+def find(path: str) -> tuple[bytes, str] | None:
+    """A result's content and media type, or None for anything that is not a result.
+
+    `path` is relative to the results' root and decoded once, as the server received it (it is
+    never decoded again: `%2F` in it is not a slash). It must name a run's report or
+    validation file (`runs/<dataset>/<YYYY-MM-DD>/<file>`) or a file of a Data Docs site
+    (`docs/<dataset>/<path>`), with no empty, `.` or `..` segment; the file it resolves to,
+    links followed, must lie inside the lake's tree of that kind.
+    """
+    dataset = dataset_of(path)
+    parts = path.split("/")
+    if dataset is None or "\\" in path or "\x00" in path:
         return None
+    if any(part in ("", ".", "..") for part in parts):
+        return None
+    tree, rest = parts[0], parts[2:]
+    if tree == "runs":
+        if len(rest) != 2 or not RUN_FILES.fullmatch(rest[1]):
+            return None
+        try:
+            day = parse_date(rest[0])
+        except ValueError:
+            return None
+        location = f"{run_folder(dataset, day)}/{rest[1]}"
+    else:
+        location = f"{docs_folder(dataset)}/{'/'.join(rest)}"
+    inside = _inside(location, f"{lake_root()}/{tree}")
+    data = None if inside is None else read_bytes(inside)
+    return None if data is None else (data, _type(parts[-1]))
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's
-        """Quiet: one line per request would drown the service's log."""
+
+def _inside(location: str, tree: str) -> str | None:
+    """`location` resolved (links followed on a local disk), if it lies inside `tree`."""
+    try:
+        real, root = (os.path.realpath(local_path(p)) for p in (location, tree))
+    except ValueError:  # an object store: no links, only the path's own segments
+        real, root = posixpath.normpath(location), posixpath.normpath(tree)
+    return real if real.startswith(root.rstrip("/") + "/") else None
 
 
 def _type(name: str) -> str:
@@ -116,28 +126,24 @@ def _type(name: str) -> str:
     return f"{kind}; charset=utf-8" if kind.startswith("text/") or kind.endswith("json") else kind
 
 
-def _index() -> str:
-    """Every dataset's latest runs with their outcome and report, newest first."""
-    from retrain.spec import load_all_specs
-
+def index_html(datasets: list[str]) -> str:
+    """The latest runs of `datasets` with their outcome and report, newest first."""
     rows = []
-    for name in sorted(load_all_specs({})):
+    for name in datasets:
         for record in map(RunRecord, list_runs(name)[:INDEX_RUNS]):
             day = html.escape(record.run_date or "")
             report = (
-                f'<a href="/runs/{name}/{day}/report.html">report</a>' if record.report else ""
+                f'<a href="{PATH}/runs/{name}/{day}/report.html">report</a>'
+                if record.report
+                else ""
             )
             outcome = html.escape(record.decision or record.state)
             rows.append(
                 f"<tr><td>{name}</td><td>{day}</td><td>{outcome}</td><td>{report}</td></tr>"
             )
     header = "<tr><th>dataset</th><th>run date</th><th>outcome</th><th></th></tr>"
+    body = "".join(rows) or '<tr><td colspan="4">no runs you may read yet</td></tr>'
     return (
         "<!doctype html><title>retrain results</title><h1>retrain results</h1>"
-        f"<table>{header}{''.join(rows)}</table>"
+        f"<table>{header}{body}</table>"
     )
-
-
-def serve(host: str, port: int) -> ThreadingHTTPServer:
-    """A started-to-be server (call `serve_forever`)."""
-    return ThreadingHTTPServer((host, port), ResultsHandler)

@@ -22,6 +22,7 @@ from airflow.sdk import (
     chain,
 )
 
+from retrain.airflow import dag_ids
 from retrain.airflow.alerts import RunNotifier
 from retrain.airflow.local_airflow import SPARK_POOL
 from retrain.airflow.macros import RUN_DATE, macros
@@ -151,7 +152,7 @@ DEFAULT_ARGS = {
 def build_dag(spec: Spec) -> DAG:
     """The `retrain_<dataset>` DAG for one spec."""
     with DAG(
-        dag_id=f"retrain_{spec.name}",
+        dag_id=dag_ids(spec.name)[0],
         description=f"Retrain the {spec.name} model daily: ingest, validate, preprocess, "
         "train, evaluate, publish.",
         doc_md=spec.description or None,
@@ -207,7 +208,7 @@ class BrokenSpecs(DAG):
 def build_score_dag(spec: Spec) -> DAG:
     """`score_<dataset>`: the champion's predictions for a day, after every publish and daily."""
     with DAG(
-        dag_id=f"score_{spec.name}",
+        dag_id=dag_ids(spec.name)[1],
         description=f"Score the day's validated {spec.name} rows with the champion.",
         schedule=AssetOrTimeSchedule(
             timetable=CronTriggerTimetable(spec.schedule, timezone="UTC"),

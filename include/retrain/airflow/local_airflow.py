@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from retrain import results
 from retrain.paths import REPO_ROOT, home
 
 USER = "admin"
@@ -98,14 +99,13 @@ def fail_runs(
 
 
 class LocalAirflow:
-    """Airflow's services on 127.0.0.1, and the results service its task links point at."""
+    """Airflow's services on 127.0.0.1; its API server also serves the results the task links
+    point at (`retrain.airflow.results_app`)."""
 
-    def __init__(
-        self, port: int = 8080, env: dict[str, str] | None = None, results_port: int = 8090
-    ) -> None:
-        self.port, self.results_port = port, results_port
+    def __init__(self, port: int = 8080, env: dict[str, str] | None = None) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.results_url = f"http://127.0.0.1:{results_port}"
+        self.results_url = f"{self.url}{results.PATH}"
         self.env = os.environ | airflow_env() | (env or {})
         self.env |= {
             "RETRAIN_RESULTS_URL": self.results_url,
@@ -124,9 +124,7 @@ class LocalAirflow:
             "scheduler": ["airflow", "scheduler", "--skip-serve-logs"],
             "dag-processor": ["airflow", "dag-processor"],
             "triggerer": ["airflow", "triggerer", "--skip-serve-logs"],
-            "results": [sys.executable, "-m", "retrain.tools.cli", "serve-results",
-                        "--port", str(self.results_port)],
-        }  # fmt: skip
+        }
 
     def start(self, timeout: float = 180) -> None:
         ensure_airflow_db(self.env)

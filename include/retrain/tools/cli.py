@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from retrain import results
 from retrain.airflow.local_airflow import airflow_env, ensure_airflow_db
 from retrain.errors import RetrainError
 from retrain.lake import landed_days
@@ -349,16 +348,16 @@ def cmd_serve_airflow(args: argparse.Namespace) -> int:
 
     from retrain.airflow.local_airflow import USER, LocalAirflow
 
-    for port in (args.port, args.results_port):  # else another server's answers pass for ours
-        _refuse_busy_port(port)
-    airflow, stopping = LocalAirflow(args.port, results_port=args.results_port), []
+    _refuse_busy_port(args.port)  # else another server's answers pass for ours
+    airflow, stopping = LocalAirflow(args.port), []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.append(True))
     print(f"Starting Airflow on {home()} (logs in {airflow.logs}) ...", flush=True)
     try:
         airflow.start()
         print(f"Airflow UI: {airflow.url}  user: {USER}  password: {airflow.password()}")
-        print(f"Run reports and Data Docs (the tasks' links): {airflow.results_url}/")
+        print(f"Run reports and Data Docs (the tasks' links, after logging in): "
+              f"{airflow.results_url}/")  # fmt: skip
         print("(generated for this home; Ctrl-C stops every Airflow process)", flush=True)
         while not stopping:
             exited = [n for n, p in airflow.processes.items() if p.poll() is not None]
@@ -380,22 +379,6 @@ def _refuse_busy_port(port: int) -> None:
             probe.bind(("127.0.0.1", port))
         except OSError:
             raise SpecError(f"port {port} is in use; stop that process or use --port") from None
-
-
-def cmd_serve_results(args: argparse.Namespace) -> int:
-    """The results service (`retrain.results`) until Ctrl-C or SIGTERM."""
-    import signal
-
-    server = results.serve(args.host, args.port)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"Run reports and Data Docs: http://{args.host}:{args.port}/", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
@@ -501,7 +484,7 @@ def _add_calibrate_command(commands: Any) -> None:
 
 
 def _add_service_commands(commands: Any) -> None:
-    """The commands that run Airflow, the results service and the MLflow UI."""
+    """The commands that run Airflow (and in it the results) and the MLflow UI."""
     flow = commands.add_parser("airflow", help="run an airflow command on the retrain home")
     flow.add_argument("args", nargs=argparse.REMAINDER)
     flow.set_defaults(func=cmd_airflow)
@@ -512,14 +495,7 @@ def _add_service_commands(commands: Any) -> None:
         help="API server/UI on 127.0.0.1, scheduler, DAG processor, triggerer; Ctrl-C stops all",
     )
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--results-port", type=int, default=results.DEFAULT_PORT)
     serve.set_defaults(func=cmd_serve_airflow)
-    served = commands.add_parser(
-        "serve-results", help="serve run reports and Data Docs over HTTP until Ctrl-C"
-    )
-    served.add_argument("--host", default="127.0.0.1")
-    served.add_argument("--port", type=int, default=results.DEFAULT_PORT)
-    served.set_defaults(func=cmd_serve_results)
     ui = commands.add_parser("mlflow-ui", help="serve the MLflow UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_mlflow_ui)
