@@ -5,32 +5,35 @@ Spark's own `BarrierTaskContext.allGather` costs about a second per call: the JV
 syncs once per epoch, so the trainer uses the barrier stage only to schedule its tasks
 together and exchanges the averages here: each task connects to a relay that the driver runs
 for the length of the fit, sends its message each round, and gets every task's message back
-in task order.
+in task order; when training ends, each says goodbye.
 
 Nothing unauthenticated is trusted, and nothing waits without a bound:
 - Every frame is sealed with AES-GCM under a key made for this fit, which reaches the tasks
   inside the job's closure (over Spark's own, possibly encrypted, RPC), and is bound to the fit,
-  the task's attempt, the task, the round and its direction: a frame that does not open where it
-  is read is refused, so nothing else can join, read or replay the exchange.
+  its kind, the task and the round: a frame that does not open where it is read is refused, so
+  nothing else can join, read or replay the exchange.
 - Every frame's size is known in advance and checked before anything is buffered.
-- A connection's first frame must authenticate it within HELLO_SECONDS, else it is dropped;
-  greetings are read beside the accepting loop, so an idle connection delays no one.
+- A connection must authenticate with its first frame within HELLO_SECONDS of connecting, else
+  it is dropped. Greetings are read without blocking, side by side, so idle or slow
+  connections delay no one; past MAX_GREETINGS waiting at once, the oldest is dropped.
 - All tasks must join within `connect_seconds` of the first, and each round must arrive within
   `round_seconds`; a late, failed or foreign peer ends the exchange for every task at once,
-  with the cause in `Relay.error` and in each task's error.
-- Once the exchange has ended, the listening socket is closed: a task that comes later (a
-  retried stage) is refused at once instead of waiting in the backlog. A new fit makes a new
-  relay.
+  with the cause in `Relay.error` and in each task's error. Only every task's goodbye, in the
+  same round, is a finished exchange.
+- Once every task has joined, or the exchange has ended, the listening socket is closed: a
+  task that comes later is refused at once instead of waiting in a backlog. (Spark does not
+  retry a failed barrier result stage; a new fit makes a new relay.)
 """
 
 from __future__ import annotations
 
 import os
+import selectors
 import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -38,9 +41,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 CONNECT_SECONDS = 300  # every task of a barrier stage starts at once; this bounds the stragglers
 ROUND_SECONDS = 3600  # one epoch of the slowest task, and the exchange around it
 HELLO_SECONDS = 10  # for a new connection to authenticate
-MAX_GREETINGS = 16  # connections being authenticated at once; more are dropped
+MAX_GREETINGS = 256  # connections authenticating at once; past it the oldest is dropped
 _LENGTH = struct.Struct(">I")
-_HELLO = struct.Struct(">II")  # task attempt, task
+_HELLO = struct.Struct(">I")  # the task
 _NONCE, _TAG = 12, 16
 _POLL_SECONDS = 0.5  # how often the accepting loop looks at the clock
 _GRACE_SECONDS = 30  # a task waits this much longer than the relay, so the relay's cause wins
@@ -55,7 +58,7 @@ class Ticket:
     """What a task needs to join the exchange (pickled into the job's closure)."""
 
     address: tuple[str, int]
-    key: bytes
+    key: bytes = field(repr=False)
     fit: bytes  # this fit's random id, bound into every frame
     tasks: int
     message_size: int  # bytes of every task's message, every round
@@ -66,11 +69,21 @@ class Ticket:
         """The associated data that binds a frame to this fit and `context`."""
         return self.fit + "|".join(map(str, context)).encode()
 
+    def frame_size(self, payload: int) -> int:
+        return _LENGTH.size + _NONCE + payload + _TAG
 
-def _send(sock: socket.socket, key: bytes, payload: bytes, bound: bytes) -> None:
+
+def _seal(key: bytes, payload: bytes, bound: bytes) -> bytes:
     nonce = os.urandom(_NONCE)
     sealed = nonce + AESGCM(key).encrypt(nonce, payload, bound)
-    sock.sendall(_LENGTH.pack(len(sealed)) + sealed)
+    return _LENGTH.pack(len(sealed)) + sealed
+
+
+def _open(key: bytes, sealed: bytes, bound: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], bound)
+    except Exception:
+        raise ExchangeError("a frame did not authenticate") from None
 
 
 def _receive_exactly(sock: socket.socket, size: int) -> bytes:
@@ -84,33 +97,31 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _receive(sock: socket.socket, key: bytes, size: int, bound: bytes) -> bytes:
-    """One frame of exactly `size` payload bytes, opened with `bound`; the announced length is
-    checked before the frame is read."""
+def _receive(sock: socket.socket, key: bytes, bounds: dict[int, bytes]) -> bytes:
+    """One frame whose payload has one of the sizes in `bounds`, opened with that size's bound
+    data; the announced length is checked before the frame is read."""
     (announced,) = _LENGTH.unpack(_receive_exactly(sock, _LENGTH.size))
-    if announced != _NONCE + size + _TAG:
-        raise ExchangeError(f"a frame of {announced} bytes, not {_NONCE + size + _TAG}")
-    sealed = _receive_exactly(sock, announced)
-    try:
-        return AESGCM(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], bound)
-    except Exception:
-        raise ExchangeError("a frame did not authenticate") from None
+    bound = bounds.get(announced - _NONCE - _TAG)
+    if bound is None:
+        sizes = " or ".join(str(_NONCE + size + _TAG) for size in bounds)
+        raise ExchangeError(f"a frame of {announced} bytes, not {sizes}")
+    return _open(key, _receive_exactly(sock, announced), bound)
 
 
 @dataclass
-class _Group:
-    """The tasks of one attempt, by task index."""
+class _Greeting:
+    """A connection that has not yet said which task it is."""
 
-    attempt: int
-    started: float
-    peers: dict[int, socket.socket]
+    sock: socket.socket
+    deadline: float
+    received: bytes = b""
 
 
 class Relay:
-    """The driver's side: accepts the tasks, then relays rounds until they close.
+    """The driver's side: accepts the tasks, then relays rounds until they say goodbye.
 
     Use as a context manager around the Spark job; `ticket` goes to the tasks. `error` says why
-    the exchange ended early (None while it has not, or when the tasks simply finished).
+    the exchange ended early (None while it has not, or when the tasks finished).
     """
 
     def __init__(
@@ -125,7 +136,7 @@ class Relay:
         hello_seconds: float = HELLO_SECONDS,
     ) -> None:
         self._server = socket.create_server((bind, 0))
-        self._server.settimeout(_POLL_SECONDS)
+        self._server.setblocking(False)
         self.ticket = Ticket(
             (host, self._server.getsockname()[1]),
             AESGCM.generate_key(bit_length=128),
@@ -137,10 +148,11 @@ class Relay:
         )
         self.hello_seconds = hello_seconds
         self.error: str | None = None
+        self.dropped = 0  # connections that did not authenticate in time, or at all
         self._lock = threading.Lock()
-        self._group: _Group | None = None
+        self._peers: dict[int, socket.socket] = {}
+        self._first_joined: float | None = None
         self._ended = threading.Event()
-        self._greetings = threading.BoundedSemaphore(MAX_GREETINGS)
         self._accepting = threading.Thread(target=self._accept, name="retrain-relay", daemon=True)
 
     def __enter__(self) -> Relay:
@@ -152,98 +164,142 @@ class Relay:
         self._accepting.join(timeout=5)
 
     def _end(self, error: str | None) -> None:
-        """End the exchange: record why (the first cause only), drop every peer, stop
-        listening."""
+        """End the exchange: record why (the first cause only), stop listening, drop every
+        peer."""
         with self._lock:
             if self._ended.is_set():
                 return
             self._ended.set()
             self.error = error
-            peers = list(self._group.peers.values()) if self._group else []
+            peers = list(self._peers.values())
         _close(self._server)  # first: nobody joins an exchange that is over
         for sock in peers:
             _close(sock)
 
     def _accept(self) -> None:
-        ticket = self.ticket
-        while not self._ended.is_set():
-            group = self._group
-            joined = len(group.peers) if group else ticket.tasks
-            if joined < ticket.tasks and time.monotonic() - group.started > ticket.connect_seconds:
-                self._end(
-                    f"only {joined} of {ticket.tasks} tasks joined the exchange within "
-                    f"{ticket.connect_seconds:g} s"
-                )
-                return
+        """Accept connections and read their greetings side by side, until every task joined
+        (or the exchange ended)."""
+        greetings: dict[socket.socket, _Greeting] = {}
+        with selectors.DefaultSelector() as selector:
             try:
-                sock, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # closed by _end
-                return
-            if self._greetings.acquire(blocking=False):
-                threading.Thread(target=self._greet, args=(sock,), daemon=True).start()
-            else:
-                _close(sock)  # too many connections that have not said who they are
+                selector.register(self._server, selectors.EVENT_READ)
+                while not self._ended.is_set() and len(self._peers) < self.ticket.tasks:
+                    for ready, _ in selector.select(_POLL_SECONDS):
+                        if ready.fileobj is self._server:
+                            self._new_greeting(selector, greetings)
+                        else:
+                            self._read_greeting(selector, greetings, greetings[ready.fileobj])
+                    self._expire(selector, greetings)
+            except (OSError, ValueError):  # its socket closed under it: the exchange ended
+                pass
+            for greeting in greetings.values():
+                _close(greeting.sock)
 
-    def _greet(self, sock: socket.socket) -> None:
-        """Let a connection join if its first frame authenticates it within the bound."""
-        ticket = self.ticket
+    def _new_greeting(self, selector: Any, greetings: dict[socket.socket, _Greeting]) -> None:
+        sock, _ = self._server.accept()
+        sock.setblocking(False)
+        if len(greetings) >= MAX_GREETINGS:  # a flood: the oldest has waited longest
+            self._drop(selector, greetings, min(greetings.values(), key=lambda g: g.deadline))
+        greetings[sock] = _Greeting(sock, time.monotonic() + self.hello_seconds)
+        selector.register(sock, selectors.EVENT_READ)
+
+    def _read_greeting(
+        self, selector: Any, greetings: dict[socket.socket, _Greeting], greeting: _Greeting
+    ) -> None:
+        """Take what a connection sent; once its hello is whole, let it join or drop it."""
+        ticket, size = self.ticket, self.ticket.frame_size(_HELLO.size)
         try:
-            sock.settimeout(self.hello_seconds)
-            hello = _receive(sock, ticket.key, _HELLO.size, ticket.bound("hello"))
-            attempt, task = _HELLO.unpack(hello)
-        except (ExchangeError, OSError):
-            _close(sock)  # not one of ours, or too slow to say so
+            chunk = greeting.sock.recv(size - len(greeting.received))
+        except BlockingIOError:
             return
-        finally:
-            self._greetings.release()
-        with self._lock:
-            group = self._group
-            if group is None and not self._ended.is_set():
-                group = self._group = _Group(attempt, time.monotonic(), {})
-            joins = (
-                group is not None
-                and not self._ended.is_set()
-                and attempt == group.attempt
-                and task < ticket.tasks
-                and task not in group.peers
-            )
-            if joins:
-                group.peers[task] = sock
-                complete = len(group.peers) == ticket.tasks
-        if not joins:
-            _close(sock)  # another attempt, a task twice, or the exchange is over
-        elif complete:
-            threading.Thread(target=self._relay, args=(group,), daemon=True).start()
+        except OSError:
+            chunk = b""
+        greeting.received += chunk
+        announced = greeting.received[: _LENGTH.size]
+        if not chunk or (len(announced) == _LENGTH.size and announced != _LENGTH.pack(size - 4)):
+            self._drop(selector, greetings, greeting)  # gone, or not our frame
+        elif len(greeting.received) == size:
+            selector.unregister(greeting.sock)
+            del greetings[greeting.sock]
+            try:
+                hello = _open(ticket.key, greeting.received[_LENGTH.size :], ticket.bound("hello"))
+            except ExchangeError:
+                self.dropped += 1
+                _close(greeting.sock)
+                return
+            self._join(greeting.sock, *_HELLO.unpack(hello))
 
-    def _relay(self, group: _Group) -> None:
-        """Every round: each task's message, then all of them to each task, in task order."""
+    def _drop(
+        self, selector: Any, greetings: dict[socket.socket, _Greeting], greeting: _Greeting
+    ) -> None:
+        selector.unregister(greeting.sock)
+        del greetings[greeting.sock]
+        _close(greeting.sock)
+        self.dropped += 1
+
+    def _expire(self, selector: Any, greetings: dict[socket.socket, _Greeting]) -> None:
+        """Drop greetings past their deadline; end the exchange if tasks are missing past
+        theirs."""
+        now = time.monotonic()
+        for greeting in [g for g in greetings.values() if g.deadline < now]:
+            self._drop(selector, greetings, greeting)
+        first, ticket = self._first_joined, self.ticket
+        if first is not None and now - first > ticket.connect_seconds:
+            dropped = f" ({self.dropped} connections that did not authenticate were dropped)"
+            self._end(
+                f"only {len(self._peers)} of {ticket.tasks} tasks joined the exchange within "
+                f"{ticket.connect_seconds:g} s" + (dropped if self.dropped else "")
+            )
+
+    def _join(self, sock: socket.socket, task: int) -> None:
+        with self._lock:
+            joins = not self._ended.is_set() and task < self.ticket.tasks
+            if joins and task not in self._peers:
+                sock.setblocking(True)
+                self._peers[task] = sock
+                self._first_joined = self._first_joined or time.monotonic()
+                complete = len(self._peers) == self.ticket.tasks
+            else:
+                joins = False
+        if not joins:
+            _close(sock)  # a task twice, or the exchange is over
+        elif complete:
+            _close(self._server)  # every task is here: nobody else may join
+            threading.Thread(target=self._relay, name="retrain-relay-rounds", daemon=True).start()
+
+    def _relay(self) -> None:
+        """Every round: each task's message, then all of them to each task, in task order;
+        every task's goodbye in the same round ends it."""
         ticket = self.ticket
-        order = [group.peers[t] for t in range(ticket.tasks)]
-        for sock in order:
-            sock.settimeout(ticket.round_seconds)
+        order = [self._peers[t] for t in range(ticket.tasks)]
+        try:
+            for sock in order:
+                sock.settimeout(ticket.round_seconds)
+        except OSError:  # ended meanwhile
+            return
         step = 0
         while not self._ended.is_set():
             messages = []
             for task, sock in enumerate(order):
-                bound = ticket.bound("up", group.attempt, task, step)
+                bounds = {ticket.message_size: ticket.bound("up", task, step),
+                          0: ticket.bound("bye", task, step)}  # fmt: skip
                 try:
-                    messages.append(_receive(sock, ticket.key, ticket.message_size, bound))
+                    messages.append(_receive(sock, ticket.key, bounds))
                 except TimeoutError:
                     return self._end(
                         f"task {task} sent nothing for {ticket.round_seconds:g} s in round {step}"
                     )
                 except (ExchangeError, OSError) as err:
-                    # Every task closes after the last round: the first to close ends it.
-                    finished = task == 0 and step > 0
-                    return self._end(None if finished else f"task {task}: {err} in round {step}")
+                    return self._end(f"task {task} left in round {step}: {err}")
+            goodbyes = [task for task, m in enumerate(messages) if not m]
+            if goodbyes:
+                done = len(goodbyes) == ticket.tasks
+                return self._end(None if done else f"tasks {goodbyes} ended in round {step}, "
+                                 "the others did not")  # fmt: skip
             gathered = b"".join(messages)
             for task, sock in enumerate(order):
                 try:
-                    _send(
-                        sock, ticket.key, gathered, ticket.bound("down", group.attempt, task, step)
-                    )
+                    sock.sendall(_seal(ticket.key, gathered, ticket.bound("down", task, step)))
                 except OSError as err:
                     return self._end(f"task {task} could not be sent round {step}: {err}")
             step += 1
@@ -251,19 +307,24 @@ class Relay:
 
 
 class Peers:
-    """A task's side: `all_gather(message)` returns every task's message, in task order."""
+    """A task's side: `all_gather(message)` returns every task's message, in task order;
+    `finish()` says goodbye after the last round."""
 
-    def __init__(self, ticket: Ticket, task: int, attempt: int = 0) -> None:
-        self.ticket, self.task, self.attempt, self.step = ticket, task, attempt, 0
+    def __init__(self, ticket: Ticket, task: int) -> None:
+        self.ticket, self.task, self.step = ticket, task, 0
         try:
             self._sock = socket.create_connection(ticket.address, timeout=ticket.connect_seconds)
-            self._sock.settimeout(self.patience)
-            _send(self._sock, ticket.key, _HELLO.pack(attempt, task), ticket.bound("hello"))
         except OSError as err:
             raise ExchangeError(
                 f"task {task} could not join the driver's relay at {ticket.address}: {err} (the "
                 "exchange of this fit is over, or the driver is unreachable)"
             ) from None
+        try:
+            self._sock.settimeout(self.patience)
+            self._sock.sendall(_seal(ticket.key, _HELLO.pack(task), ticket.bound("hello")))
+        except OSError as err:
+            self.close()
+            raise ExchangeError(f"task {task} could not greet the driver's relay: {err}") from None
 
     @property
     def patience(self) -> float:
@@ -275,12 +336,11 @@ class Peers:
         ticket, size = self.ticket, self.ticket.message_size
         if len(message) != size:
             raise ValueError(f"a message of {len(message)} bytes; the exchange takes {size}")
-        where = (self.attempt, self.task, self.step)
         try:
-            _send(self._sock, ticket.key, message, ticket.bound("up", *where))
-            gathered = _receive(
-                self._sock, ticket.key, size * ticket.tasks, ticket.bound("down", *where)
-            )
+            up = ticket.bound("up", self.task, self.step)
+            self._sock.sendall(_seal(ticket.key, message, up))
+            down = {size * ticket.tasks: ticket.bound("down", self.task, self.step)}
+            gathered = _receive(self._sock, ticket.key, down)
         except TimeoutError:
             raise ExchangeError(
                 f"task {self.task}: no answer from the relay within {self.patience:g} s in "
@@ -294,6 +354,14 @@ class Peers:
         self.step += 1
         return [gathered[i * size : (i + 1) * size] for i in range(ticket.tasks)]
 
+    def finish(self) -> None:
+        """Say goodbye: this task's training ended normally after its last round."""
+        bye = _seal(self.ticket.key, b"", self.ticket.bound("bye", self.task, self.step))
+        try:
+            self._sock.sendall(bye)
+        except OSError:
+            pass  # the relay is gone: nothing is waiting for this goodbye
+
     def close(self) -> None:
         _close(self._sock)
 
@@ -303,6 +371,9 @@ class Alone:
 
     def all_gather(self, message: bytes) -> list[bytes]:
         return [message]
+
+    def finish(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

@@ -269,9 +269,8 @@ def _fit_in_tasks(
         from pyspark import TaskContext
         from threadpoolctl import threadpool_limits
 
-        context = TaskContext.get()
-        task = context.partitionId()
-        peers = Peers(ticket, task, context.attemptNumber()) if ticket else Alone()
+        task = TaskContext.get().partitionId()
+        peers = Peers(ticket, task) if ticket else Alone()
         try:
             with threadpool_limits(1):  # Spark runs a task per core; BLAS threads would fight
                 parts = _task_data(batches, config)
@@ -282,6 +281,7 @@ def _fit_in_tasks(
                         _local_round(config, state, parts, epoch=epoch, task=task)
                     ),
                 )
+            peers.finish()  # every task stops in the same round: the relay's sign of success
         finally:
             peers.close()
         if task == 0:
