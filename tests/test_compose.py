@@ -203,6 +203,7 @@ IN_CONTAINER = {
         ("AIRFLOW_JWT_SECRET", "change-me", ("placeholder", HEX)),
         ("POSTGRES_PASSWORD", "change-me", ("placeholder", HEX)),
         ("AIRFLOW_FERNET_KEY", "change-me", ("placeholder", FERNET)),
+        ("SPARK_AUTH_SECRET", "s" * 40 + "\nspark.authenticate false", ("line break", HEX)),
         ("AIRFLOW_FERNET_KEY", "x" * 43 + "!",
          ("is not a Fernet key", FERNET)),
     ],
@@ -216,6 +217,13 @@ def test_entrypoint_refuses_missing_placeholder_or_short_secrets_by_name(
     assert done.stderr.startswith(f"retrain: {variable} ") and problem in done.stderr
     assert command in done.stderr and f"put it in .env as {variable}=" in done.stderr
     assert not (tmp_path / "spark-defaults.conf").exists()
+
+
+def test_entrypoint_takes_a_rotating_fernet_key_list(entrypoint, tmp_path):
+    rotating = (
+        GOOD_SECRETS["AIRFLOW__CORE__FERNET_KEY"] + ",xYb4m1v9h2ZpQ0n3c5L7k8J6g4F2d1S0a9W8e7R6t5Y="
+    )
+    assert start(entrypoint, tmp_path, AIRFLOW__CORE__FERNET_KEY=rotating).returncode == 0
 
 
 def test_every_placeholder_of_the_example_env_is_refused(entrypoint, tmp_path):

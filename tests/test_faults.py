@@ -192,6 +192,19 @@ def test_a_suite_cannot_run_raw_spark_sql_whatever_the_spelling(home, kwargs, pr
         load_suite("toy", "raw")
 
 
+def test_a_suite_cannot_hand_spark_a_query(home):
+    """GX runs a query expectation's text with `spark.sql` (SQL on files reads any file)."""
+    query = "SELECT * FROM text.`file:///etc/passwd`"
+    write_suite(home, [{"type": "unexpected_rows_expectation",
+                        "kwargs": {"unexpected_rows_query": query}}])  # fmt: skip
+    where = "raw.json: expectation 5 (unexpected_rows_expectation) runs SQL from the suite"
+    with pytest.raises(SpecError, match=re.escape(where)):
+        load_suite("toy", "raw")
+    write_suite(home, ["expect_column_values_to_not_be_null"])
+    with pytest.raises(SpecError, match="expectation 5 is not an object"):
+        load_suite("toy", "raw")
+
+
 def test_conditions_in_gxs_own_grammar_are_applied_by_gx(spark, home, tmp_path):
     """A warning with a condition GX parses itself checks only the rows it selects."""
     write_suite(home, [{
@@ -418,9 +431,12 @@ def test_the_claim_of_a_killed_retrain_run_is_taken_over(home, monkeypatch):
     [
         ("", "is empty"),
         ("{not json", "is not JSON"),
-        ('{"dag_id": "retrain_toy", "run_date": "2026-03-01"}', "lacks run_id as text"),
+        ('{"dag_id": "retrain_toy", "run_date": "2026-03-01", "host": "h", '
+         '"claimed_at": "2026-03-02T00:00:00+00:00"}', "lacks run_id as text"),
         ('{"dag_id": "retrain_toy", "run_id": "manual__a", "run_date": "2026-03-01", '
-         '"cli_pid": "123"}', "has a cli_pid that is not a process id"),
+         '"host": "h", "claimed_at": "2026-03-02T00:00:00+00:00", "cli_pid": "123"}',
+         "has a cli_pid that is not a process id"),
+        ("\udcff\udcfe", "is not JSON"),  # bytes that are not UTF-8 at all
     ],
 )  # fmt: skip
 def test_a_garbage_claim_is_an_error_naming_the_file_its_content_and_the_fix(
@@ -434,14 +450,15 @@ def test_a_garbage_claim_is_an_error_naming_the_file_its_content_and_the_fix(
 
     path = claims.claim_path("toy")
     path.parent.mkdir(parents=True)
-    path.write_text(content)
+    path.write_bytes(content.encode("utf-8", errors="surrogateescape"))
+    content = path.read_bytes().decode("utf-8", errors="replace")  # as the error shows it
     run = {"dag_id": "retrain_toy", "run_id": "manual__b", "run_date": "2026-03-02"}
     with pytest.raises(claims.ClaimError) as caught:
         claims.take("toy", run, lambda *_: "running")
     message = str(caught.value)
     assert f"the claim file {path} {problem}" in message
     assert repr(content) in message and f"rm '{path}'" in message
-    assert path.read_text() == content  # nothing taken over: nobody can say whose it is
+    assert path.read_bytes().decode(errors="replace") == content  # nothing taken over
     # In a DAG, the claim task fails at once (no retry) with the same words.
     context = {"dag_run": SimpleNamespace(dag_id="retrain_toy", run_id="manual__b"), "ti": None}
     with pytest.raises(AirflowFailException, match=re.escape(f"the claim file {path}")):

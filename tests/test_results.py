@@ -78,6 +78,7 @@ TRAVERSALS = [
     "runs/toy/20260302/report.html",
     "lake/raw/toy",
     "secrets/retrain.key",
+    "docs/alias/static/style.css",  # another dataset's folder, linked to toy's
 ]
 
 
@@ -92,6 +93,16 @@ def test_nothing_outside_the_results_is_found(home, path):
     secrets.mkdir(parents=True, exist_ok=True)
     (secrets / "retrain.key").write_text("secret")
     (site / "linked").symlink_to(secrets)
+    (site.parent / "alias").symlink_to(site)  # a reader of `alias` must not get toy's files
     assert results.find("docs/toy/static/style.css") == (b"body {}", "text/css; charset=utf-8")
     assert results.find(f"runs/toy/{DAY}/report.html")[0] == b"<html>report</html>"
     assert results.find(path) is None
+
+
+def test_results_are_found_in_a_lake_on_an_object_store(home, monkeypatch):
+    monkeypatch.setenv("RETRAIN_LAKE", "memory://lake")  # fsspec's, as s3:// or gs:// would be
+    write_object(f"{run_folder('toy', DAY)}/report.html", "<html>report</html>")
+    write_object(f"{results.docs_folder('toy')}/static/style.css", "body {}")
+    assert results.find(f"runs/toy/{DAY}/report.html")[0] == b"<html>report</html>"
+    assert results.find("docs/toy/static/style.css")[0] == b"body {}"
+    assert results.find("docs/toy/../toy/static/style.css") is None

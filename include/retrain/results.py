@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import mimetypes
 import os
-import posixpath
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -84,11 +83,12 @@ def dataset_of(path: str) -> str | None:
 def find(path: str) -> tuple[bytes, str] | None:
     """A result's content and media type, or None for anything that is not a result.
 
-    `path` is relative to the results' root and decoded once, as the server received it (it is
-    never decoded again: `%2F` in it is not a slash). It must name a run's report or
-    validation file (`runs/<dataset>/<YYYY-MM-DD>/<file>`) or a file of a Data Docs site
+    `path` is relative to the results' root, as the server decoded it (once: a `%` left in it
+    is taken literally). It must name a run's report or validation file
+    (`runs/<dataset>/<YYYY-MM-DD>/<file>`) or a file of a Data Docs site
     (`docs/<dataset>/<path>`), with no empty, `.` or `..` segment; the file it resolves to,
-    links followed, must lie inside the lake's tree of that kind.
+    links followed, must lie inside that dataset's folder of the tree, so a link cannot lead
+    to another dataset's results either.
     """
     dataset = dataset_of(path)
     parts = path.split("/")
@@ -107,18 +107,21 @@ def find(path: str) -> tuple[bytes, str] | None:
         location = f"{run_folder(dataset, day)}/{rest[1]}"
     else:
         location = f"{docs_folder(dataset)}/{'/'.join(rest)}"
-    inside = _inside(location, f"{lake_root()}/{tree}")
+    inside = _inside(location, f"{lake_root()}/{tree}", dataset)
     data = None if inside is None else read_bytes(inside)
     return None if data is None else (data, _type(parts[-1]))
 
 
-def _inside(location: str, tree: str) -> str | None:
-    """`location` resolved (links followed on a local disk), if it lies inside `tree`."""
+def _inside(location: str, tree: str, dataset: str) -> str | None:
+    """`location` resolved (links followed on a local disk), if it lies inside the dataset's
+    own folder of `tree` (itself not followed, were it a link). On an object store there are
+    no links, and the segments were checked: it is taken as it is."""
     try:
-        real, root = (os.path.realpath(local_path(p)) for p in (location, tree))
-    except ValueError:  # an object store: no links, only the path's own segments
-        real, root = posixpath.normpath(location), posixpath.normpath(tree)
-    return real if real.startswith(root.rstrip("/") + "/") else None
+        real = os.path.realpath(local_path(location))
+        root = os.path.join(os.path.realpath(local_path(tree)), dataset)
+    except ValueError:
+        real, root = location, f"{tree.rstrip('/')}/{dataset}"
+    return real if real.startswith(root + "/") else None
 
 
 def _type(name: str) -> str:

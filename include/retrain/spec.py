@@ -613,6 +613,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges keys in; it is not a key of its own
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, Hashable):
                 continue  # YAML's own check below says what is wrong with it

@@ -26,7 +26,8 @@ from retrain.paths import home
 
 ACTIVE_STATES = ("queued", "running")
 CLI_PID_ENV = "RETRAIN_CLI_PID"  # set by `retrain run`, whose `dag.test` runs tasks in-process
-_TEXT_FIELDS = ("dag_id", "run_id", "run_date")  # what every claim names
+_TEXT_FIELDS = ("dag_id", "run_id", "run_date", "host", "claimed_at")  # in every claim
+_MAX_PID = 1 << 22  # Linux's largest pid_max
 _SHOWN_CHARS = 200  # of a broken claim, in its error
 
 
@@ -43,10 +44,13 @@ def read_claim(dataset: str) -> dict[str, Any] | None:
     """The dataset's claim, None if there is none; ClaimError if the file is not a claim."""
     path = claim_path(dataset)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
-    problem = _claim_problem(text)
+    except OSError as err:  # a folder where the claim should be, unreadable, ...
+        text, problem = "", f"cannot be read ({err.strerror})"
+    else:
+        problem = _claim_problem(text)
     if problem:
         shown = text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
         raise ClaimError(
@@ -69,7 +73,7 @@ def _claim_problem(text: str) -> str | None:
     if missing:
         return f"lacks {', '.join(missing)} as text"
     pid = claim.get("cli_pid")
-    if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0):
+    if pid is not None and (type(pid) is not int or not 0 < pid <= _MAX_PID):
         return "has a cli_pid that is not a process id"
     return None
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI, HTTPException, Request, status
@@ -26,23 +26,36 @@ from retrain.airflow import dag_ids
 
 NOT_FOUND = HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-cache"}
+# A served page runs in a sandbox of its own origin: Data Docs load scripts from CDNs, and
+# nothing they run may act on Airflow's API as the person viewing them.
+SANDBOXED = HEADERS | {"Content-Security-Policy": "sandbox allow-scripts allow-popups"}
 
 app = FastAPI(title="retrain results", docs_url=None, redoc_url=None, openapi_url=None)
 
 
 def _readable(user: Any) -> list[str]:
-    """The datasets whose training DAG `user` may read, by name."""
+    """The datasets whose training DAG's runs `user` may read, by name."""
     from retrain.spec import load_all_specs
 
-    allowed = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
-    return sorted(name for name in load_all_specs({}) if dag_ids(name)[0] in allowed)
+    manager = get_auth_manager()
+    return sorted(
+        name
+        for name in load_all_specs({})
+        if manager.is_authorized_dag(
+            method="GET",
+            access_entity=DagAccessEntity.RUN,
+            details=DagDetails(id=dag_ids(name)[0]),
+            user=user,
+        )  # fmt: skip
+    )
 
 
 @app.exception_handler(StarletteHTTPException)  # FastAPI's, and the router's own 404
 def _refused(request: Request, err: StarletteHTTPException) -> Response:
-    """A browser without a login goes to Airflow's login page, and back here after it."""
+    """A browser without a valid login goes to Airflow's login page, and back here after it."""
     browser = "text/html" in request.headers.get("accept", "")
-    if err.status_code == status.HTTP_401_UNAUTHORIZED and browser:
+    no_login = err.status_code == status.HTTP_401_UNAUTHORIZED or err.detail == "Invalid JWT token"
+    if no_login and browser:
         return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)))
     return JSONResponse({"detail": err.detail}, err.status_code, headers=err.headers)
 
@@ -73,7 +86,7 @@ def result(tree: str, path: str, request: Request, user: GetUserDep) -> Response
     if found is None:
         raise NOT_FOUND
     content, media_type = found
-    return Response(content, media_type=media_type, headers=HEADERS)
+    return Response(content, media_type=media_type, headers=SANDBOXED)
 
 
 class RetrainResults(AirflowPlugin):

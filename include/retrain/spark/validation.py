@@ -25,6 +25,8 @@ CRITICAL, WARNING, INFO = "critical", "warning", "info"  # GX's FailureSeverity 
 SEVERITIES = (CRITICAL, WARNING, INFO)
 # The parsers GX applies as a column expression (the second is an old name of the first).
 GX_PARSERS = ("great_expectations", "great_expectations__experimental__")
+# GX 1.x expectations that hand a query from the suite to the engine as SQL.
+QUERY_TYPES = ("unexpected_rows_expectation", "expect_query_results_to_match_comparison")
 
 
 def suite_dirs(dataset: str) -> list[Path]:
@@ -62,6 +64,7 @@ def load_suite(dataset: str, suite: str) -> dict[str, Any]:
         raise SpecError(f"{path} is not valid JSON: {err}") from None
     if not isinstance(suite_json, dict) or not isinstance(suite_json.get("expectations"), list):
         raise SpecError(f"{path}: a GX suite needs a 'name' and a list of 'expectations'")
+    suite_json = with_native_severity(suite_json, str(path))
     for index, item in enumerate(suite_json["expectations"]):
         where = f"{path}: expectation {index} ({item.get('type')})"
         if (item.get("kwargs") or {}).get("row_condition") and is_row_rule(item):
@@ -70,7 +73,7 @@ def load_suite(dataset: str, suite: str) -> dict[str, Any]:
                 "row rules to every row: make it a 'warning' (GX then checks it with the "
                 "condition) or drop the condition"
             )
-    return with_native_severity(suite_json, str(path))
+    return suite_json
 
 
 def is_row_rule(expectation: dict[str, Any]) -> bool:
@@ -88,6 +91,19 @@ def severity_of(expectation: dict[str, Any]) -> str:
     """GX's `severity` of an expectation (or of a result's `expectation_config`), else the
     `meta.severity` alias, else GX's default, critical."""
     return expectation.get("severity") or (expectation.get("meta") or {}).get("severity", CRITICAL)
+
+
+def sql_problem(expectation: dict[str, Any]) -> str | None:
+    """Why an expectation would make Spark run text from the suite as SQL, or None: a query
+    expectation, or a `row_condition` GX does not read with its own parser."""
+    kwargs = expectation.get("kwargs") or {}
+    queries = sorted(key for key in kwargs if key.endswith("query"))
+    if expectation.get("type") in QUERY_TYPES or queries:
+        return (
+            f"runs SQL from the suite ({', '.join(queries) or 'a query'}), which Spark would "
+            "execute as written; express the check with GX's column and table expectations"
+        )
+    return row_condition_problem(expectation)
 
 
 def row_condition_problem(expectation: dict[str, Any]) -> str | None:
@@ -136,12 +152,14 @@ def _grammar_problem(condition: str) -> str | None:
 
 def with_native_severity(suite_json: dict[str, Any], where: str) -> dict[str, Any]:
     """The suite with each expectation's severity in GX's own field, so that GX's results carry
-    it, and `meta.severity` dropped; the two must not disagree where both are given. Every
-    expectation's `row_condition` must be one GX parses itself (`row_condition_problem`)."""
+    it, and `meta.severity` dropped; the two must not disagree where both are given. No
+    expectation may make Spark run text from the suite as SQL (`sql_problem`)."""
     expectations = []
     for index, item in enumerate(suite_json["expectations"]):
+        if not isinstance(item, dict):
+            raise SpecError(f"{where}: expectation {index} is not an object: {item!r:.80}")
         what = f"{where}: expectation {index} ({item.get('type')})"
-        problem = row_condition_problem(item)
+        problem = sql_problem(item)
         if problem:
             raise SpecError(f"{what} {problem}")
         meta = dict(item.get("meta") or {})
