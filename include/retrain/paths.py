@@ -26,6 +26,12 @@ def home() -> Path:
     return Path(os.environ.get("RETRAIN_HOME") or REPO_ROOT / ".retrain").resolve()
 
 
+def cache_dir() -> Path:
+    """What can be made again and may be shared by homes on one machine (`RETRAIN_CACHE`):
+    the stage drivers' class-data-sharing archive."""
+    return Path(os.environ.get("RETRAIN_CACHE") or home() / "cache")
+
+
 def lake_root() -> str:
     return os.environ.get("RETRAIN_LAKE") or str(home() / "lake")
 

@@ -34,6 +34,7 @@ from airflow.sdk.log import mask_secret
 
 from retrain import keys, results
 from retrain.airflow import claims
+from retrain.airflow.jvm_archive import driver_archive
 from retrain.errors import NO_RETRY_EXITS
 from retrain.lake import data_objects
 from retrain.paths import REPO_ROOT, DatasetPaths, home
@@ -254,7 +255,9 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
         self.py_files = code_zip()
         export_secret()
         try:
-            super().execute(context)
+            with driver_archive() as classes:
+                self.log.info("the driver JVM's classes: %s", classes)
+                super().execute(context)
         except AirflowException as err:
             exit_code = re.search(r"Error code is: (\d+)", str(err))
             if exit_code and int(exit_code.group(1)) in NO_RETRY_EXITS:
