@@ -17,6 +17,40 @@ from tests.helpers import EARLIER, LATER, TOY, land_candidate, toy_spec, write_t
 
 # py4j logs its shutdown after pytest has closed the captured streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
+# Every driver JVM the tests start (the session's below, each stage's spark-submit) lives for
+# seconds on tiny data: C2's compiler threads would cost more CPU than they ever save, on a
+# machine whose two cores run two test workers. The product keeps the JVM's defaults.
+C1_ONLY = "-XX:TieredStopAtLevel=1"
+os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} {C1_ONLY}".strip()
+
+
+# The longest files, longest first (each builds a world through the real DAG): with workers
+# taking whole files, they start at once and the short files fill in around them.
+SLOWEST_FIRST = (
+    "test_end_to_end.py",
+    "test_feed_end_to_end.py",
+    "test_airflow_local.py",
+    "test_cluster.py",
+    "test_demos_end_to_end.py",
+    "test_pii_end_to_end.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: every file's tests stay together and in order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for every home the tests make (and both workers): the stage drivers'
+    class-data-sharing archive is written once per session, not once per home."""
+    cache = tmp_path_factory.getbasetemp().parent / "cache"
+    os.environ["RETRAIN_CACHE"] = str(cache)
+    return cache
 
 
 @pytest.fixture(scope="session")
