@@ -63,3 +63,22 @@ def test_an_archive_is_kept_only_from_a_stage_that_succeeded(tmp_path, monkeypat
     monkeypatch.setenv(jvm_archive.SWITCH, "off")
     with driver_archive() as doing:
         assert doing == "off" and os.environ[OPTIONS] == "-Dmine=1"
+
+
+def test_a_spark_configuration_folder_turns_the_archive_off(tmp_path, monkeypatch):
+    """The JDK refuses to archive a classpath with a non-empty folder (the JVM exits 1), and
+    spark-submit puts SPARK_CONF_DIR on it: with one, stages run without an archive."""
+    monkeypatch.setenv("RETRAIN_CACHE", str(tmp_path / "cache"))
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf))
+    assert archive_file() is not None  # an empty folder is no obstacle
+    (conf / "spark-defaults.conf").write_text("spark.driver.memory 1g\n")
+    assert conf in jvm_archive.classpath_folders() and archive_file() is None
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    with driver_archive() as doing:
+        assert doing == "off"
+        done = submit(script)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "cache" / "jvm").exists()

@@ -9,7 +9,10 @@ exits (about ten seconds more, once); every later stage maps it.
 The archive lives in the cache (`retrain.paths.cache_dir`), named by what it was made from.
 It is written beside its name and moved there only after its JVM exited successfully: a
 truncated archive would crash every JVM that maps it. A JVM whose classpath differs (extra
-jars) cannot use it and starts as it would have, with one warning. The option reaches the
+jars) cannot use it and starts as it would have, with one warning. The JDK cannot archive
+classes from a classpath that holds a folder with files in it (the JVM fails at exit: "Error:
+non-empty directory"), and spark-submit puts `SPARK_CONF_DIR` there, so with a Spark
+configuration folder (compose has one, clusters do) there is no archive. The option reaches the
 driver through `SPARK_SUBMIT_OPTS`, which spark-submit adds to the driver's JVM in client and
 local mode beside any `spark.driver.extraJavaOptions` of the user's. `RETRAIN_JVM_ARCHIVE=off`
 turns it off.
@@ -31,10 +34,25 @@ SWITCH = "RETRAIN_JVM_ARCHIVE"  # "off" turns the archive off
 OPTIONS = "SPARK_SUBMIT_OPTS"  # spark-submit's extra options for the driver's JVM
 
 
+def classpath_folders() -> list[Path]:
+    """The folders spark-submit's launcher puts on the driver's classpath, from the
+    environment (the configuration folder, Hadoop's and YARN's, SPARK_DIST_CLASSPATH's)."""
+    import pyspark
+
+    spark_home = os.environ.get("SPARK_HOME") or os.path.dirname(pyspark.__file__)
+    conf = os.environ.get("SPARK_CONF_DIR") or os.path.join(spark_home, "conf")
+    more = [os.environ.get(name, "") for name in ("HADOOP_CONF_DIR", "YARN_CONF_DIR")]
+    more += os.environ.get("SPARK_DIST_CLASSPATH", "").split(os.pathsep)
+    return [Path(p) for p in (conf, *more) if p and Path(p).is_dir()]
+
+
 def archive_file() -> Path | None:
     """Where the archive for this machine's java and pyspark lives (it may not exist yet);
-    None when it is turned off or there is no java to name."""
+    None when it is turned off, there is no java to name, or the classpath holds a folder
+    with files in it (which the JDK refuses to archive)."""
     if os.environ.get(SWITCH, "").lower() in ("off", "false", "0"):
+        return None
+    if any(any(folder.iterdir()) for folder in classpath_folders()):
         return None
     java_home = os.environ.get("JAVA_HOME")
     java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
