@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+BENCH_INSTALLED := $(VENV)/.bench-installed
 
 .PHONY: run test bench lint format airflow mlflow clean check-env
 
@@ -12,13 +13,12 @@ run: $(INSTALLED)
 	$(BIN)/retrain run digits --latest 2
 	@$(BIN)/retrain status digits
 
-test: $(INSTALLED)
+# The tests run every bench case at tiny sizes (tests/test_bench.py): they need its packages.
+test: $(BENCH_INSTALLED)
 	$(BIN)/pytest
 
 # Side-by-side measurements (bench/run.py); PyTorch is installed for it only, never at runtime.
-bench: $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -r bench/datasets.txt
+bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench.run
 
 lint: $(INSTALLED)
@@ -44,6 +44,11 @@ check-env:
 	@command -v java >/dev/null 2>&1 || { echo "retrain needs Java 17 or newer for Spark 4, and no 'java' is on PATH: install a JDK 17+ (e.g. openjdk-17-jdk-headless)."; exit 1; }
 	@v=$$(java -XshowSettings:properties -version 2>&1 | sed -n 's/.*java.specification.version = //p'); \
 	  [ "$${v%%.*}" -ge 17 ] 2>/dev/null || { echo "retrain needs Java 17 or newer for Spark 4, but 'java' is version $$v: install a JDK 17+ and put it first on PATH."; exit 1; }
+
+$(BENCH_INSTALLED): $(INSTALLED) bench/requirements.txt bench/datasets.txt
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r bench/datasets.txt
+	@touch $(BENCH_INSTALLED)
 
 $(INSTALLED): requirements.txt pyproject.toml | check-env
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)

@@ -30,9 +30,9 @@ def _spec(spark: SparkSession, name: str, csv: Path, model: dict[str, Any]):  # 
     """The spec `retrain new-dataset NAME --from CSV --label label --id id` writes, with
     `model` keys overriding the scaffold's (none by default)."""
     from retrain.spec import parse_spec
-    from retrain.tools.scaffold import read_sample, scaffold_spec
+    from retrain.tools.scaffold import find_sample, read_sample, scaffold_spec
 
-    source, frame = read_sample(spark, csv)
+    source, frame, _ = read_sample(spark, find_sample(spark, csv))
     data, _ = scaffold_spec(name, csv, frame, source=source, label="label", id_column="id")
     data["model"] = data["model"] | model
     return parse_spec(data, f"{name}.yaml")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,19 @@ SIZES = {
         "dag": [20_000],
         "repeats": 1,
     },  # fmt: skip
+    # tests/test_bench.py: every case in the test's own process (no DAG, no history)
+    "tiny": {
+        "train": 2_000,
+        "train_large": 3_000,
+        "gx": 2_000,
+        "repeats": 1,
+        "gemm_n": 256,
+        "case_args": ["--max-seconds", "30", "--max-epochs", "3", "--warm-iterations", "5"],
+        "quality_args": ["--datasets", "penguins"],
+    },
 }
 # The target F1 as a share of the teacher's own; quick sizes learn less from fewer rows.
-TARGET_OF_CEILING = {"full": 0.9, "quick": 0.75}
+TARGET_OF_CEILING = {"full": 0.9, "quick": 0.75, "tiny": 0.5}
 DAG_MAX_EPOCHS = 10  # the bench dataset's model.max_epochs: end-to-end cost, not quality
 DAY = date(2026, 3, 2)
 
@@ -135,23 +146,26 @@ def run_record(env: dict[str, str], dataset: str, day: date) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def _task_seconds(home: Path) -> dict[str, float]:
+def task_seconds(home: Path, dag_id: str, run_id: str | None = None) -> dict[str, float]:
+    """Each task's duration in the embedded Airflow's database, of one run or the only one."""
     with sqlite3.connect(home / "airflow" / "airflow.db") as db:
         rows = db.execute(
-            "SELECT task_id, duration FROM task_instance WHERE dag_id = 'retrain_bench_teacher'"
+            "SELECT task_id, duration FROM task_instance "
+            "WHERE dag_id = ? AND (? IS NULL OR run_id = ?)",
+            (dag_id, run_id, run_id),
         ).fetchall()
     return {task: round(duration, 2) for task, duration in rows if duration is not None}
 
 
-def _stage_breakdown(task_seconds: float, section: dict[str, Any]) -> dict[str, float]:
+def _stage_breakdown(task: float, section: dict[str, Any]) -> dict[str, float]:
     """An Airflow task's time split: what spark-submit, the JVM and Python take before the job's
     code runs (and after), the SparkSession's start and stop, and the job's own work."""
     timings = section["timings"]
     own = section["seconds"] + timings["session_start"] + timings["session_stop"]
     return {
-        "task_seconds": task_seconds,
+        "task_seconds": task,
         "spark_seconds": section["seconds"],
-        "submit_jvm_python_seconds": round(task_seconds - own, 2),
+        "submit_jvm_python_seconds": round(task - own, 2),
         "session_start_seconds": timings["session_start"],
         "read_and_compute_seconds": timings["compute"],
         "write_seconds": timings["write"],
@@ -174,15 +188,23 @@ def run_dag(rows: int) -> dict[str, Any]:
         wall = time.perf_counter() - started
         if done.returncode != 0:
             raise RuntimeError(f"bench DAG failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-        home = Path(env["RETRAIN_HOME"])
         record = run_record(env, "bench_teacher", DAY)
-        tasks = _task_seconds(home)
+        tasks = task_seconds(Path(env["RETRAIN_HOME"]), "retrain_bench_teacher")
+    result = dag_result(rows, wall, record, tasks) | {"load_before": round(load, 2)}
+    log(f"dag {rows} rows: {wall:.0f} s wall, {result['spark_seconds']:.0f} s in Spark")
+    return result
+
+
+def dag_result(
+    rows: int, wall: float, record: dict[str, Any], tasks: dict[str, float]
+) -> dict[str, Any]:
+    """One date's run through the DAG: its wall time, each stage's breakdown, the F1."""
     stages = {
         stage: _stage_breakdown(tasks[stage], record[stage])
         for stage in ("ingest", "validate", "preprocess", "train", "evaluate", "publish")
     }
     spark_total = sum(s["spark_seconds"] for s in stages.values())
-    result = {
+    return {
         "rows": rows,
         "wall_seconds": round(wall, 1),
         "spark_seconds": round(spark_total, 1),
@@ -190,10 +212,7 @@ def run_dag(rows: int) -> dict[str, Any]:
         "ms_per_1k_rows": round(wall / rows * 1e6, 2),
         "stages": stages,
         "f1": record["evaluate"]["candidate"]["weighted_f1"],
-        "load_before": round(load, 2),
     }
-    log(f"dag {rows} rows: {wall:.0f} s wall, {spark_total:.0f} s in Spark")
-    return result
 
 
 def _cli(env: dict[str, str], *args: str) -> float:
@@ -262,7 +281,6 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def markdown(result: dict[str, Any]) -> str:  # noqa: PLR0914 - one table after another
     k, m, old = result["keys"], result["machine"], result["keys"]["mllib_lbfgs"]
     t = result["time_to_f1_seconds"]
-    largest = result["dag"][-1]
     quality = result["cases"]["quality"]["datasets"]
     blas = {case: runs[0]["blas"].rsplit(".", 1)[-1] for case, runs in result["cases"].items()
             if case.startswith("mlp_pass")}  # fmt: skip
@@ -321,78 +339,93 @@ def markdown(result: dict[str, Any]) -> str:  # noqa: PLR0914 - one table after 
             f"| {q['log_loss_ratio']} | {q['retrain']['seconds']} |"
             for name, q in quality.items()
         ],
-        "",
-        "| rows end to end | wall (s) | in Spark (s) | ms per 1k rows |",
-        "|---|---|---|---|",
-        *[
-            f"| {d['rows']:,} | {d['wall_seconds']} | {d['spark_seconds']} | "
-            f"{d['ms_per_1k_rows']} |"
-            for d in result["dag"]
-        ],
-        "",
-        f"| stage at {largest['rows']:,} rows (s) | Airflow task | spark-submit, JVM, Python | "
-        "session start | read and compute | write | session stop |",
-        "|---|---|---|---|---|---|---|",
-        *[
-            f"| {stage} | {s['task_seconds']} | {s['submit_jvm_python_seconds']} | "
-            f"{s['session_start_seconds']} | {s['read_and_compute_seconds']} | "
-            f"{s['write_seconds']} | {s['session_stop_seconds']} |"
-            for stage, s in largest["stages"].items()
-        ],
     ]
+    if result["dag"]:  # not measured by tests/test_bench.py
+        largest = result["dag"][-1]
+        lines += [
+            "",
+            "| rows end to end | wall (s) | in Spark (s) | ms per 1k rows |",
+            "|---|---|---|---|",
+            *[
+                f"| {d['rows']:,} | {d['wall_seconds']} | {d['spark_seconds']} | "
+                f"{d['ms_per_1k_rows']} |"
+                for d in result["dag"]
+            ],
+            "",
+            f"| stage at {largest['rows']:,} rows (s) | Airflow task | spark-submit, JVM, Python "
+            "| session start | read and compute | write | session stop |",
+            "|---|---|---|---|---|---|---|",
+            *[
+                f"| {stage} | {s['task_seconds']} | {s['submit_jvm_python_seconds']} | "
+                f"{s['session_start_seconds']} | {s['read_and_compute_seconds']} | "
+                f"{s['write_seconds']} | {s['session_stop_seconds']} |"
+                for stage, s in largest["stages"].items()
+            ],
+        ]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:  # noqa: PLR0914 - the whole bench, in order
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="small sizes: check the bench only")
-    args = parser.parse_args()
-    mode = "quick" if args.quick else "full"
-    size = SIZES[mode]
-    began = time.perf_counter()
-    train = teacher.write(DATA / f"teacher-{size['train']}.parquet", size["train"])
-    previous_day = teacher.write(DATA / f"teacher-{size['train']}-previous.parquet",
+def measure_cases(
+    size: dict[str, Any],
+    mode: str,
+    run: Callable[..., dict[str, Any]] = run_case,
+    data: Path = DATA,
+) -> dict[str, Any]:
+    """Every case of bench/cases.py at `size`, each through `run` (a fresh process by default;
+    tests/test_bench.py runs them in its own process, at tiny sizes)."""
+    train = teacher.write(data / f"teacher-{size['train']}.parquet", size["train"])
+    previous_day = teacher.write(data / f"teacher-{size['train']}-previous.parquet",
                                  size["train"], part=1)  # fmt: skip
-    large = teacher.write(DATA / f"teacher-{size['train_large']}.parquet", size["train_large"])
-    gx_data = teacher.write(DATA / f"teacher-{size['gx']}.parquet", size["gx"], part=2)
+    large = teacher.write(data / f"teacher-{size['train_large']}.parquet", size["train_large"])
+    gx_data = teacher.write(data / f"teacher-{size['gx']}.parquet", size["gx"], part=2)
     ceiling = teacher.ceiling_f1(size["train"])
     target = round(TARGET_OF_CEILING[mode] * ceiling, 3)
     log(f"data ready; teacher F1 {ceiling:.3f}, target {target}")
-    common = ["--data", str(train), "--target", str(target)]
-    common_large = ["--data", str(large), "--target", str(target)]
-    repeats = size["repeats"]
-    gemm = [run_case("gemm") for _ in range(repeats)]
-    gemm32 = [run_case("gemm", "--dtype", "float32") for _ in range(repeats)]
-    cores = str(os.cpu_count())
-    passes = [run_case("mlp_pass", "--data", str(train), "--partitions", cores)
-              for _ in range(repeats)]  # fmt: skip
-    passes_big_blocks = [run_case("mlp_pass", "--data", str(train), "--partitions", cores,
-                                  "--block-size", "1024") for _ in range(repeats)]  # fmt: skip
-    passes_java_blas = [run_case("mlp_pass", "--data", str(train), "--partitions", cores,
-                                 "--java-blas") for _ in range(repeats)]  # fmt: skip
-    students = {
-        "torch": [run_case("torch", *common) for _ in range(repeats)],
-        "torch_1m": [run_case("torch", *common_large) for _ in range(repeats)],
-        "sklearn": [run_case("sklearn", *common)],
-        "trainer_cold": [run_case("trainer", *common) for _ in range(repeats)],
-        "trainer_warm": [
-            run_case("trainer", *common, "--warm", str(previous_day)) for _ in range(repeats)
-        ],  # fmt: skip
-        "trainer_cold_1m": [run_case("trainer", *common_large) for _ in range(repeats)],
-        "trainer_cold_one_task": [run_case("trainer", *common, "--tasks", "1")],
-        "retrain_cold": [run_case("retrain", *common)],
-        "retrain_warm": [run_case("retrain", *common, "--warm", str(previous_day))],
-        "mllib_default": [run_case("mllib_default", *common)],
+    common = ["--data", str(train), "--target", str(target), *size.get("case_args", [])]
+    common_large = ["--data", str(large), "--target", str(target), *size.get("case_args", [])]
+    repeats, cores, n = size["repeats"], str(os.cpu_count()), str(size.get("gemm_n", 2048))
+    passes = ["mlp_pass", "--data", str(train), "--partitions", cores]
+    return {
+        "ceiling_f1": round(ceiling, 4),
+        "target_f1": target,
+        "gemm": [run("gemm", "--n", n) for _ in range(repeats)],
+        "gemm_fp32": [run("gemm", "--n", n, "--dtype", "float32") for _ in range(repeats)],
+        "mlp_pass": [run(*passes) for _ in range(repeats)],
+        "mlp_pass_1024_blocks": [run(*passes, "--block-size", "1024") for _ in range(repeats)],
+        "mlp_pass_java_blas": [run(*passes, "--java-blas") for _ in range(repeats)],
+        "students": {
+            "torch": [run("torch", *common) for _ in range(repeats)],
+            "torch_1m": [run("torch", *common_large) for _ in range(repeats)],
+            "sklearn": [run("sklearn", *common)],
+            "trainer_cold": [run("trainer", *common) for _ in range(repeats)],
+            "trainer_warm": [
+                run("trainer", *common, "--warm", str(previous_day)) for _ in range(repeats)
+            ],  # fmt: skip
+            "trainer_cold_1m": [run("trainer", *common_large) for _ in range(repeats)],
+            "trainer_cold_one_task": [run("trainer", *common, "--tasks", "1")],
+            "retrain_cold": [run("retrain", *common)],
+            "retrain_warm": [run("retrain", *common, "--warm", str(previous_day))],
+            "mllib_default": [run("mllib_default", *common)],
+        },
+        "quality": run("quality", *size.get("quality_args", []), timeout=3600),
+        "gx": run("gx", "--data", str(gx_data), "--repeats", str(repeats)),
     }
-    quality = run_case("quality", timeout=3600)
-    gx = run_case("gx", "--data", str(gx_data), "--repeats", str(repeats))
-    dags = [run_dag(rows) for rows in size["dag"]]
-    history = run_history(**size["history"])
+
+
+def summarize(
+    mode: str, size: dict[str, Any], cases: dict[str, Any], dags: list[dict[str, Any]],
+    history: dict[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The bench's keys (ratios measured side by side) and every measurement behind them."""
+    students, quality, gx = cases["students"], cases["quality"], cases["gx"]
     seconds = {name: median_of(runs, "seconds") for name, runs in students.items()}
-    mlp, peak = median_of(passes, "mlp_pass_gflops"), median_of(gemm, "gemm_peak_gflops")
+    mlp, peak = (
+        median_of(cases["mlp_pass"], "mlp_pass_gflops"),
+        median_of(cases["gemm"], "gemm_peak_gflops"),
+    )
     # the large fit trains on every core (a task each); the 200k one is a single task
     trainer_gflops = median_of(students["trainer_cold_1m"], "epoch_gflops")
-    peak32 = median_of(gemm32, "gemm_peak_gflops")
+    peak32 = median_of(cases["gemm_fp32"], "gemm_peak_gflops")
     keys = {
         "time_to_f1_ratio_vs_torch_cold": ratio(seconds["trainer_cold"], seconds["torch"]),
         "time_to_f1_ratio_vs_torch_cold_1m": ratio(
@@ -405,20 +438,23 @@ def main() -> None:  # noqa: PLR0914 - the whole bench, in order
         "f1_vs_best_sklearn_min": quality["f1_vs_best_sklearn_min"],
         "log_loss_ratio_max": quality["log_loss_ratio_max"],
         "gx_vs_aggregate_ratio": gx["gx_vs_aggregate_ratio"],
-        "dag_overhead_ratio": dags[-1]["dag_overhead_ratio"],
-        "history_days_per_minute": history["history_days_per_minute"],
-        "history_vs_per_date_runs": ratio(
-            history["history_days_per_minute"], history["per_date_runs_days_per_minute"]
-        ),
+        "dag_overhead_ratio": dags[-1]["dag_overhead_ratio"] if dags else None,
+        "history_days_per_minute": history and history["history_days_per_minute"],
+        "history_vs_per_date_runs": history
+        and ratio(history["history_days_per_minute"], history["per_date_runs_days_per_minute"]),
         # MLlib's own L-BFGS through retrain's pipeline, as measured before the adam trainer
         "mllib_lbfgs": {
             "mlp_pass_gflops": mlp,
             "gemm_peak_gflops": peak,
             "mlp_peak_fraction": ratio(mlp, peak),
             # the same passes with 1024-row blocks instead of the spec's 128
-            "mlp_pass_gflops_1024_blocks": median_of(passes_big_blocks, "mlp_pass_gflops"),
+            "mlp_pass_gflops_1024_blocks": median_of(
+                cases["mlp_pass_1024_blocks"], "mlp_pass_gflops"
+            ),  # fmt: skip
             # the same passes with dev.ludovic.netlib's Java fallback instead of system BLAS
-            "mlp_pass_gflops_java_blas": median_of(passes_java_blas, "mlp_pass_gflops"),
+            "mlp_pass_gflops_java_blas": median_of(
+                cases["mlp_pass_java_blas"], "mlp_pass_gflops"
+            ),  # fmt: skip
             "time_to_f1_ratio_vs_torch": {
                 "cold": ratio(seconds["retrain_cold"], seconds["torch"]),
                 "warm": ratio(seconds["retrain_warm"], seconds["torch"]),
@@ -429,30 +465,34 @@ def main() -> None:  # noqa: PLR0914 - the whole bench, in order
             },
         },
     }
-    result = {
+    return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": mode,
         "machine": machine(),
         "train_rows": size["train"],
         "train_rows_large": size["train_large"],
-        "ceiling_f1": round(ceiling, 4),
-        "target_f1": target,
+        "ceiling_f1": cases["ceiling_f1"],
+        "target_f1": cases["target_f1"],
         "keys": keys,
         "time_to_f1_seconds": seconds,
-        "cases": {
-            "gemm": gemm,
-            "gemm_fp32": gemm32,
-            "mlp_pass": passes,
-            "mlp_pass_1024_blocks": passes_big_blocks,
-            "mlp_pass_java_blas": passes_java_blas,
-            "students": students,
-            "quality": quality,
-            "gx": gx,
-        },  # fmt: skip
+        "cases": {k: v for k, v in cases.items() if k not in ("ceiling_f1", "target_f1")},
         "dag": dags,
         "history": history,
-        "bench_seconds": round(time.perf_counter() - began, 1),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small sizes: check the bench only")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    size = SIZES[mode]
+    began = time.perf_counter()
+    cases = measure_cases(size, mode)
+    dags = [run_dag(rows) for rows in size["dag"]]
+    history = run_history(**size["history"])
+    result = summarize(mode, size, cases, dags, history)
+    result["bench_seconds"] = round(time.perf_counter() - began, 1)
     RESULTS.mkdir(exist_ok=True)
     name = "latest" if mode == "full" else "quick"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -228,6 +228,23 @@ def test_quarantine_holds_exactly_the_malformed_rows(pipeline):
     assert len(pipeline["before"][f"raw/{DAY1}"]) + len(pipeline["before"][f"raw/{DAY2}"]) == 1797
 
 
+def test_the_bench_reads_a_real_runs_stage_breakdown(pipeline):
+    """`make bench`'s DAG table (bench/run.py) from this run: each Airflow task's seconds split
+    into spark-submit and JVM start, session start and stop, compute and write."""
+    from bench.run import dag_result, task_seconds
+
+    record = run_record(lake_of(pipeline["home"]), "digits", DAY1)
+    tasks = task_seconds(pipeline["home"], "retrain_digits", record["run_id"])
+    assert set(STAGES) <= set(tasks) and all(tasks[s] > 0 for s in STAGES)
+    result = dag_result(900, sum(tasks.values()), record, tasks)
+    assert result["f1"] == record["evaluate"]["candidate"]["weighted_f1"] > 0.9
+    for stage, parts in result["stages"].items():
+        assert parts["task_seconds"] == tasks[stage]
+        assert 0 < parts["spark_seconds"] < parts["task_seconds"], (stage, parts)
+        assert parts["submit_jvm_python_seconds"] > 0, (stage, parts)
+    assert result["dag_overhead_ratio"] > 1
+
+
 def test_every_run_keeps_its_airflow_record(pipeline):
     """A rerun of a date is a new Airflow run: the earlier run of the date (and any scheduled
     one) is never cleared or deleted."""
