@@ -8,6 +8,7 @@ GX then checks the kept rows against the whole suite, table-level expectations i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -83,20 +84,35 @@ def _problem(reason: Column, column: str | None, value: Column | None) -> Column
     )
 
 
+def _constant(values: list[Any], kind: str) -> Column:
+    """A constant array in three JVM calls (folded once by the optimizer), however long."""
+    return F.from_json(F.lit(json.dumps(values)), f"array<{kind}>")
+
+
 def first_broken(rules: Iterable[RowRule], shown: dict[str, Column]) -> Column:
     """A struct (reason, column, value) for the first rule a row breaks, null for a good row.
 
-    `shown` maps a column to how its value is shown in quarantine (the text as read).
+    `shown` maps a column to how its value is shown in quarantine (the text as read). The rules
+    become one CASE giving the first broken rule's number, looked up in constant arrays: a
+    struct per rule (hundreds on a wide feed) made a plan too large to compile (Spark's 64 KB
+    method limit: it fell back to interpreting, seconds per query) and to build through py4j.
     """
-    return F.coalesce(
-        *[
-            F.when(
-                rule.broken,
-                _problem(F.lit(rule.reason), rule.column, shown.get(rule.column)),
-            )
-            for rule in rules
-        ],
-        F.lit(None).cast("struct<reason:string,column:string,value:string>"),
+    rules = list(rules)
+    number = F.when(rules[0].broken, 0)
+    for i, rule in enumerate(rules[1:], 1):
+        number = number.when(rule.broken, i)
+    at = number + 1  # element_at counts from 1
+    names = list(shown)
+    value_of = _constant([names.index(r.column) + 1 if r.column in shown else None
+                          for r in rules], "int")  # fmt: skip
+    value = F.element_at(F.array(*shown.values()), F.element_at(value_of, at))
+    return F.when(
+        number.isNotNull(),
+        F.struct(
+            F.element_at(_constant([r.reason for r in rules], "string"), at).alias("reason"),
+            F.element_at(_constant([r.column for r in rules], "string"), at).alias("column"),
+            F.left(value, F.lit(MAX_VALUE_CHARS)).cast("string").alias("value"),
+        ),
     )
 
 
