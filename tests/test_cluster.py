@@ -7,7 +7,7 @@ encryption, read from a `spark-defaults.conf` (never from a command line). Only 
 `spark_default` connection and `SPARK_CONF_DIR` change; no code does. Each stage must run as an
 application on that master, with its tasks on the worker's executors (read from the event logs).
 
-Day 1 runs through Airflow (client mode, as the README says to use on a standalone master).
+Day 1 runs through Airflow (client mode, as docs/scale-out.md says to use on a standalone master).
 Day 2 runs every stage with `--deploy-mode cluster` on a second cluster without authentication
 (`plain_cluster` says why): the master starts the driver inside the worker's folder, with a
 fresh `RETRAIN_HOME` of its own per stage (its "local disk"). The

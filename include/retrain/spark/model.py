@@ -1,6 +1,6 @@
 """The model: one Spark PipelineModel from label index to label name.
 
-Each feature type becomes stages of the pipeline (see the README, "Feature types"): numeric and
+Each feature type becomes stages of the pipeline (docs/spec.md, "Feature types"): numeric and
 vector values are imputed and standardised, categories indexed and one-hot encoded (an unseen
 or missing category gets a slot of its own), text tokenized into words and n-grams and counted
 (TF-IDF by default). The transforms and the network are saved together, so scoring applies
