@@ -174,10 +174,34 @@ def test_params_are_typed_with_titles():
         assert param.schema["title"] and param.description and param.schema["type"], name
 
 
+def test_optional_choices_read_as_the_specs_default_never_null():
+    """The UI labels a choice by `values_display` (else it shows `null`), and draws a boolean
+    as a switch that reads "off" when unset: every optional choice is a labelled dropdown."""
+    spec = load_spec("digits").with_overrides({"model.warm_start": True})
+    params = build_dag(spec).params
+    schemas = {name: params.get_param(name).schema for name in params}
+    choices = {name for name, schema in schemas.items() if "enum" in schema}
+    assert choices == {"gate_mode", "warm_start", "backfill_moves_champion",
+                       "allow_older_champion"}  # fmt: skip
+    assert not [name for name, schema in schemas.items() if "boolean" in schema["type"]]
+    for name in choices:
+        labels = schemas[name]["values_display"]
+        assert set(labels) == {"null", *filter(None, schemas[name]["enum"])}, name
+        assert labels["null"].startswith("the spec's default ("), name
+    assert schemas["gate_mode"]["values_display"]["null"] == "the spec's default (enforce)"
+    assert schemas["gate_mode"]["enum"] == [None, "enforce", "dry_run", "off"]
+    assert schemas["warm_start"]["values_display"]["null"] == "the spec's default (on)"
+    assert params.get_param("warm_start").resolve("false") == "false"
+    overrides = json.loads(overrides_of({"warm_start": "false", "allow_older_champion": None}))
+    assert overrides == {"model.warm_start": "false"}
+    assert spec.with_overrides(overrides).model.warm_start is False
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
         ({"max_iter": 0}, "0 is less than the minimum of 1"),
+        ({"warm_start": True}, "True is not of type"),
         ({"max_iter": "ten"}, "'ten' is not of type"),
         ({"gate_mode": "yolo"}, "'yolo' is not one of"),
         ({"hidden_layers": [64, -1]}, "-1 is less than the minimum of 1"),
@@ -236,7 +260,9 @@ def test_code_zip_holds_the_package_and_is_content_named(home):
 
 
 @pytest.mark.parametrize(
-    ("exit_code", "retried"), [(1, True), (2, False), (3, False)], ids=["failed", "spec", "data"]
+    ("exit_code", "retried"),
+    [(1, True), (2, False), (3, False), (4, False), (5, True)],
+    ids=["failed", "usage", "spec", "data", "unavailable"],
 )
 def test_only_transient_failures_are_retried(tmp_path, monkeypatch, exit_code, retried):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException

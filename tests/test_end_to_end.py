@@ -158,6 +158,7 @@ def test_champion_is_published_with_f1_above_095(pipeline):
     assert champion["f1"] >= 0.95
     runs = {r["run_date"]: r for r in pipeline["status"]["runs"]}
     assert set(runs) == {DAY1.isoformat(), DAY2.isoformat()}  # before the corrupted day
+    assert runs[day.isoformat()]["version"] == champion["version"]  # both numbers
     assert all(r["state"] == "success" for r in runs.values())
     first = first_runs(pipeline)
     assert first[DAY1.isoformat()]["decision"] == "publish"
@@ -379,12 +380,14 @@ def test_a_run_waits_while_another_holds_the_dataset_and_a_killed_ones_claim_is_
     claim.write_text(json.dumps(held | {"cli_pid": os.getpid()}))  # alive
     record_before = run_record(lake_of(home), "digits", DAY2)
 
-    waited = retrain(home, "run", "digits", "--date", str(DAY2), expect=1,
+    waited = retrain(home, "run", "digits", "--date", str(DAY2), "--json", expect=1,
                      env={"RETRAIN_CLAIM_WAIT_SECONDS": "20"})  # fmt: skip
-    output = waited.stdout + waited.stderr
-    assert f"digits is being processed by retrain_digits run {holder_id} (date {DAY3}" in output
-    out = waited.stdout
-    summary = json.loads(out[out.rindex("{\n") : out.rindex("}") + 1])
+    said = waited.stderr  # with --json, stdout holds only the JSON document
+    assert f"digits is being processed by retrain_digits run {holder_id} (date {DAY3}" in said
+    assert "0 of 1 date(s) succeeded" in said
+    document = json.loads(waited.stdout)
+    assert (document["dataset"], document["succeeded"]) == ("digits", 0)
+    (summary,) = document["runs"]
     assert summary["state"] == "failed" and summary["dag_run_state"] == "failed"
     assert summary["reason"].startswith("no stage ran: digits is being processed by retrain_")
     assert summary["decision"] is None  # not the date's earlier record

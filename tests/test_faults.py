@@ -26,7 +26,7 @@ from pyspark.ml.linalg import Vectors
 from jobs import evaluate, ingest, publish
 from retrain import keys, lake
 from retrain.airflow import claims
-from retrain.errors import DataRejected, RetrainError
+from retrain.errors import EXIT_UNAVAILABLE, DataRejected, RetrainError
 from retrain.lake import (
     COMMIT_ENV,
     commits_by_pointer,
@@ -46,7 +46,7 @@ from retrain.spark.metrics import classification_metrics
 from retrain.spark.metrics import prepare as prepare_scored
 from retrain.spark.validation import load_suite, run_suite
 from retrain.spec import SpecError
-from retrain.tools import cli, local_runs
+from retrain.tools import cli, cli_runs, local_runs
 from tests.helpers import EARLIER, LATER, TOY, TOY_SUITES, context, free_port, toy_spec
 
 
@@ -80,6 +80,10 @@ def test_an_unreachable_registry_fails_the_stage_instead_of_publishing(
     out = capsys.readouterr().out
     assert "toy: champion unknown: MLflow could not tell the champion" in out
     assert "no champion published yet" not in out
+    assert cli.main(["verify", "toy"]) == EXIT_UNAVAILABLE  # one line, no traceback
+    err = capsys.readouterr().err
+    assert err.startswith("retrain: MLflow could not tell the versions of retrain_toy")
+    assert "Traceback" not in err and len(err.splitlines()) == 1
     for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(variable)
     registry.configure()
@@ -359,7 +363,7 @@ def test_latest_takes_only_partitions_named_by_a_date(home):
     landing = Path(lake_root()) / "landing" / "toy"
     for name in ("ds=2026-03-01", "ds=20261120", "ds=2026-3-2"):
         (landing / name).mkdir(parents=True)
-    assert cli._landing_dates(toy_spec()) == [date(2026, 3, 1)]
+    assert cli_runs.landing_dates(toy_spec()) == [date(2026, 3, 1)]
 
 
 def test_a_symlink_in_landing_is_refused_by_name(spark, home):
@@ -511,7 +515,7 @@ def test_a_busy_port_is_refused_before_any_server_starts(home, capsys, command):
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        assert cli.main([command, "--port", str(port)]) == 2
+        assert cli.main([command, "--port", str(port)]) == EXIT_UNAVAILABLE
     assert f"port {port} is in use; stop that process or use --port" in capsys.readouterr().err
     assert not (home / "airflow").exists()
 

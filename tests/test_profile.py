@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 from retrain.errors import RetrainError
 from retrain.spark.features import build_features
 from retrain.spark.validation import failures, run_suite
-from retrain.spec import SpecError
-from retrain.tools.cli import write_suggested_suites
+from retrain.tools.cli_common import CliError
+from retrain.tools.cli_datasets import write_suggested_suites
 from retrain.tools.profile import suggest_suites
 from tests.helpers import toy_spec
 
@@ -125,10 +125,10 @@ def test_suites_profiled_on_a_small_day_hold_on_other_ordinary_days(spark, home,
 
 
 def test_suggest_suite_refuses_to_overwrite_and_needs_data(spark, home, tmp_path, monkeypatch):
-    monkeypatch.setattr("retrain.tools.cli.load_spec", lambda name: toy_spec())
+    monkeypatch.setattr("retrain.tools.cli_datasets.load_spec", lambda name: toy_spec())
     (tmp_path / "expectations" / "toy").mkdir(parents=True)
     (tmp_path / "expectations" / "toy" / "raw.json").write_text("{}")
-    with pytest.raises(SpecError, match=r"toy/raw.json already exist; pass --force"):
+    with pytest.raises(CliError, match=r"toy/raw.json already exist; pass --force"):
         write_suggested_suites("toy", DAY, tmp_path, force=False)
     with pytest.raises(RetrainError, match="no landing data for toy on 2026-01-05"):
         suggest_suites(spark, toy_spec(), date(2026, 1, 5))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from retrain.spec import SpecError, parse_spec
-from retrain.tools import cli
+from retrain.tools import cli, cli_datasets
 from retrain.tools.scaffold import scaffold_spec, spec_yaml
 
 SAMPLE = Path("sample.csv")
@@ -118,8 +118,10 @@ def test_a_landing_folder_is_sampled_across_days_and_read_as_it_is_written(spark
 
 def test_new_dataset_takes_a_path_or_a_file_uri_and_says_why_not_another_uri(capsys):
     """A lake given as RETRAIN_LAKE=file:///... makes users pass its landing folder as a URI."""
-    assert cli._local_source("file:///srv/lake/landing/trips") == Path("/srv/lake/landing/trips")
-    assert cli._local_source("landing/trips") == Path("landing/trips")
+    assert cli_datasets.local_source("file:///srv/lake/landing/trips") == Path(
+        "/srv/lake/landing/trips"
+    )
+    assert cli_datasets.local_source("landing/trips") == Path("landing/trips")
     with pytest.raises(SystemExit) as refused:
         cli.main(["new-dataset", "trips", "--from", "s3a://bucket/lake/landing/trips"])
     assert refused.value.code == 2

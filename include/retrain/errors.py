@@ -5,9 +5,14 @@ without importing the stage runner.
 
 from __future__ import annotations
 
-# How a stage's process ends; the DAG does not retry the deterministic failures.
-EXIT_FAILED, EXIT_BAD_SPEC, EXIT_DATA_REJECTED = 1, 2, 3
-NO_RETRY_EXITS = (EXIT_BAD_SPEC, EXIT_DATA_REJECTED)
+# How our processes end, a stage's and the `retrain` command's alike (docs/cli.md).
+EXIT_FAILED = 1  # a failure a retry may mend; for `retrain run`, a date whose run failed
+EXIT_USAGE = 2  # bad arguments (argparse's own code)
+EXIT_BAD_SPEC = 3
+EXIT_DATA_REJECTED = 4
+EXIT_UNAVAILABLE = 5  # a service did not answer (MLflow) or is taken (a port)
+# The DAG does not retry the deterministic failures.
+NO_RETRY_EXITS = (EXIT_USAGE, EXIT_BAD_SPEC, EXIT_DATA_REJECTED)
 
 
 class RetrainError(RuntimeError):
@@ -18,5 +23,20 @@ class DataRejected(RetrainError):
     """The day's data cannot be used as it is: a retry would only fail the same way."""
 
 
+class Unavailable(RetrainError):
+    """A service the pipeline needs did not answer or is taken: later may work."""
+
+
 class SpecError(ValueError):
     """A dataset spec that cannot be used, with the file and key at fault."""
+
+
+def exit_code_of(err: BaseException) -> int:
+    """The exit code a process of ours ends with after `err` (an error may carry its own)."""
+    if isinstance(code := getattr(err, "exit_code", None), int):
+        return code
+    for kind, code in ((SpecError, EXIT_BAD_SPEC), (DataRejected, EXIT_DATA_REJECTED),
+                       (Unavailable, EXIT_UNAVAILABLE)):  # fmt: skip
+        if isinstance(err, kind):
+            return code
+    return EXIT_FAILED

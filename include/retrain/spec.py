@@ -28,7 +28,11 @@ SOURCE_FORMATS = ("csv", "json", "parquet")
 SOLVERS = ("adam", "l-bfgs", "gd")
 CLASS_WEIGHTS = ("none", "balanced")
 GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy", "positive_f1")
-GATE_MODES = ("enforce", "dry_run", "off")
+GATE_MODES = {  # what each does, as the trigger form says it
+    "enforce": "publish only a better model",
+    "dry_run": "decide, never publish",
+    "off": "always publish",
+}
 DRIFT_SEVERITIES = ("warning", "critical")
 EMPTY_DAYS = ("fail", "skip")
 PROTECTIONS = ("pseudonymize", "encrypt", "drop")
@@ -152,7 +156,7 @@ class Augment:
 
 @dataclass(frozen=True)
 class Gate:
-    """When a candidate may replace the champion (see the README, "The gate")."""
+    """When a candidate may replace the champion (docs/training.md, "The gate")."""
 
     mode: str = "enforce"  # enforce | dry_run (decide, never publish) | off (always publish)
     metric: str = "weighted_f1"
@@ -177,7 +181,7 @@ class Gate:
 
 @dataclass(frozen=True)
 class Drift:
-    """How far a day may move from the training window (see the README, "Validation")."""
+    """How far a day may move from the training window (docs/validation.md)."""
 
     bins: int = 10  # quantile bins of the window per feature for the PSI
     psi_warning: float = 0.1

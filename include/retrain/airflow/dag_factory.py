@@ -46,6 +46,19 @@ def trigger_params(spec: Spec) -> dict[str, Param]:
     def optional(kind: str, title: str, description: str, **schema: Any) -> Param:
         return Param(None, type=["null", kind], title=title, description=description, **schema)
 
+    def choice(title: str, description: str, labels: dict[str, str], default: str) -> Param:
+        """A dropdown whose empty choice reads as the spec's value (the UI shows `null` else).
+        Booleans too: the UI draws a boolean as a switch, which reads "off" when unset."""
+        return Param(
+            None, type=["null", "string"], enum=[None, *labels], title=title,
+            description=description,
+            values_display={"null": f"the spec's default ({default})", **labels},
+        )  # fmt: skip
+
+    def on_off(title: str, description: str, default: bool) -> Param:
+        labels = {"true": "on", "false": "off"}
+        return choice(title, description, labels, labels[str(default).lower()])
+
     model, gate = spec.model, spec.gate
     return {
         "run_date": optional(
@@ -58,10 +71,9 @@ def trigger_params(spec: Spec) -> dict[str, Param]:
             "daily run would; then train, evaluate and publish once, for the run date. Empty: "
             "the run date alone.", format="date",
         ),
-        "gate_mode": Param(
-            None, type=["null", "string"], enum=[None, *GATE_MODES], title="Gate mode",
-            description=f"enforce: publish only a better model; dry_run: decide, never publish; "
-            f"off: always publish. Empty: the spec's ({gate.mode}).",
+        "gate_mode": choice(
+            "Gate mode", "What the gate does with its decision.",
+            {mode: f"{mode}: {what}" for mode, what in GATE_MODES.items()}, gate.mode,
         ),
         "max_epochs": optional(
             "integer", "Epochs at most", f"Passes over the training rows (adam solver); "
@@ -85,19 +97,17 @@ def trigger_params(spec: Spec) -> dict[str, Param]:
             "number", "Step size", f"Learning rate (gd solver). Empty: the spec's "
             f"({model.step_size}).", exclusiveMinimum=0, maximum=10,
         ),
-        "warm_start": optional(
-            "boolean", "Warm start", f"Start from the champion's weights. Empty: the spec's "
-            f"({model.warm_start}).",
+        "warm_start": on_off(
+            "Warm start", "Start from the champion's weights.", model.warm_start
         ),
-        "backfill_moves_champion": optional(
-            "boolean", "Backfill may move the champion", "A backfill registers its models but "
-            f"leaves the champion, unless this is on. Empty: the spec's "
-            f"({gate.backfill_moves_champion}).",
+        "backfill_moves_champion": on_off(
+            "Backfill may move the champion", "A backfill registers its models but leaves the "
+            "champion, unless this is on.", gate.backfill_moves_champion,
         ),
-        "allow_older_champion": optional(
-            "boolean", "An older model may replace the champion", "A model trained on data "
-            "ending before the champion's never replaces it, unless this is on (a deliberate "
-            f"rollback). Empty: the spec's ({gate.allow_older_champion}).",
+        "allow_older_champion": on_off(
+            "An older model may replace the champion", "A model trained on data ending before "
+            "the champion's never replaces it, unless this is on (a deliberate rollback).",
+            gate.allow_older_champion,
         ),
         "overrides": Param(
             {}, type="object", title="Other spec overrides",

@@ -20,14 +20,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from retrain.errors import (
-    EXIT_BAD_SPEC,
-    EXIT_DATA_REJECTED,
-    EXIT_FAILED,
-    DataRejected,
-    RetrainError,
-    SpecError,
-)
+from retrain.errors import EXIT_BAD_SPEC, RetrainError, SpecError, exit_code_of
 from retrain.lake import write_seconds
 from retrain.paths import DatasetPaths, parse_date, window_dates
 from retrain.runs import read_run, update_run
@@ -189,9 +182,7 @@ def main(
     except (RetrainError, SpecError) as err:
         log.error("%s failed: %s", where, err)
         _record_failure(ctx, stage, str(err))
-        if isinstance(err, SpecError):
-            sys.exit(EXIT_BAD_SPEC)
-        sys.exit(EXIT_DATA_REJECTED if isinstance(err, DataRejected) else EXIT_FAILED)
+        sys.exit(exit_code_of(err))
     except Exception as err:
         log.exception("%s failed unexpectedly", where)
         first = str(err).splitlines()[0] if str(err) else ""

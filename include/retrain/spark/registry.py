@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from retrain import __version__
-from retrain.errors import RetrainError
+from retrain.errors import Unavailable
 from retrain.paths import REPO_ROOT, home
 from retrain.spark import integrity
 
@@ -28,7 +28,7 @@ REQUEST_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_T
 _EMBEDDED: set[str] = set()  # the embedded stores this process has pointed MLflow at
 
 
-class RegistryUnavailable(RetrainError):
+class RegistryUnavailable(Unavailable):
     """MLflow did not answer (or answered with an error): nothing can be known of the champion,
     so the stage fails and is retried; it never reads as "no champion yet"."""
 
@@ -118,6 +118,15 @@ def champion_version(model_name: str) -> Any | None:
             if _absent(err):
                 return None
             raise
+
+
+def version_numbers(model_name: str) -> list[int]:
+    """Every registered version of `model_name`, in order (none before the first publish)."""
+    from mlflow import MlflowClient
+
+    with _asking(f"the versions of {model_name}"):
+        found = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    return sorted(int(v.version) for v in found)
 
 
 def find_version(model_name: str, fingerprint: str) -> Any | None:

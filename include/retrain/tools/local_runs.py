@@ -8,7 +8,6 @@ its record. The CLI parses the arguments and prints what these return or say.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import sys
 import time
@@ -72,9 +71,10 @@ def run_dates(
     verbose: bool,
     say: Callable[[str], None],
     history_from: date | None = None,
-) -> int:
+    progress_fd: int = 1,
+) -> list[dict[str, Any]]:
     """Run the dataset's DAG with `dag.test` for each date, one at a time, each in a Spark slot;
-    `say` gets the progress and each run's summary (JSON). 1 if any run failed."""
+    `say` and `progress_fd` get the progress. Each run's summary, in date order."""
     os.environ.update(airflow_env())
     ensure_airflow_db(dict(os.environ))
     from retrain.airflow.dag_factory import build_dag
@@ -86,14 +86,14 @@ def run_dates(
     if not verbose:
         log_path = home() / "logs" / f"run-{spec.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
         say(f"Airflow and Spark logs: {log_path} (--verbose prints them here)")
-    failed = 0
+    summaries = []
     for run_date in dates:
         say(f"Running {dag.dag_id} for {run_date} (Airflow dag.test, Spark via spark_default)")
         fail_abandoned_run(spec.name, say)
         # The date travels in the conf; the run's own logical date is now, so `dag.test` (which
         # clears and replaces runs of its logical date) never touches another run of the date.
         logical_date = datetime.now(UTC)
-        with spark_slot(say), output_to(log_path):
+        with spark_slot(say), output_to(log_path, progress_fd):
             try:
                 dag_run = dag.test(
                     logical_date=logical_date,
@@ -110,31 +110,30 @@ def run_dates(
         record = read_run(spec.name, run_date)
         if record.get("run_id") != getattr(dag_run, "run_id", None):
             record = no_stage_ran(spec.name, run_date, dag_run)  # never an older run's record
-        summary = run_summary(record) | {"dag_run_state": state}
-        say(json.dumps(summary, indent=2))
-        failed += state != "success" or summary["state"] != "success"
-    say(f"{len(dates) - failed} of {len(dates)} date(s) succeeded")
-    return 1 if failed else 0
+        summaries.append(run_summary(record) | {"dag_run_state": state})
+    return summaries
 
 
 @contextmanager
-def output_to(log_path: Path | None) -> Iterator[None]:
+def output_to(log_path: Path | None, progress_fd: int = 1) -> Iterator[None]:
     """Send this process's output (Airflow's task logs, spark-submit's lines) to `log_path`,
-    keeping the terminal for the stages' progress lines. None: leave everything on the
-    terminal."""
+    keeping the terminal's `progress_fd` (stdout, or stderr when stdout carries JSON) for the
+    stages' progress lines. None: everything to the terminal, on `progress_fd`."""
     from retrain.airflow.operators import PROGRESS_FD_ENV
 
-    if log_path is None:
+    if log_path is None and progress_fd == 1:
         yield
         return
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     terminal = os.dup(1), os.dup(2)
-    with open(log_path, "ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        os.environ[PROGRESS_FD_ENV] = str(terminal[0])
+    with open(log_path or os.devnull, "ab") as log:
+        target = log.fileno() if log_path else terminal[1]
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        os.environ[PROGRESS_FD_ENV] = str(terminal[progress_fd - 1])
         try:
             yield
         finally:
@@ -174,12 +173,17 @@ def run_summary(sections: dict[str, Any]) -> dict[str, Any]:
         "failed_stage": record.failed_stage,
         "rows_quarantined": record.section("ingest").get("rows_quarantined"),
         "f1": (record.section("evaluate").get("candidate") or {}).get("weighted_f1"),
-        "version": record.section("publish").get("version"),
+        "version": _number(record.section("publish").get("version")),
         "data_docs": record.data_docs,
         "report": record.report,
         "links": links,
         "run_folder": run_folder(record.dataset or "", date.fromisoformat(record.run_date or "")),
     }
+
+
+def _number(version: str | None) -> int | None:
+    """MLflow names versions "1", "2": a number here, as the champion's is."""
+    return None if version is None else int(version)
 
 
 def status(dataset: str) -> dict[str, Any]:
