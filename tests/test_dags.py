@@ -55,14 +55,15 @@ def test_stages_are_spark_submits_in_pipeline_order_after_the_claim(dagbag):
     assert claim.mode == "poke" and claim.timeout == 7200
     assert landing.task_id == "landing" and landing.pool != SPARK_POOL
     assert [t.task_id for t in stages] == list(STAGES)
-    history = {t.task_id for t in stages if "--history-from" in t.application_args}
+    history = {t.task_id for t in stages if t.history_from is not None}
     assert history == {"ingest", "validate"}
     for task in stages:
-        assert task.claimed == "digits"
+        assert task.claimed == task.dataset == "digits"
         assert isinstance(task, SparkSubmitOperator)
         assert task.application == str(REPO_ROOT / "jobs" / f"{task.task_id}.py")
-        assert "{{ run_date_of(params, dag_run) }}" in task.application_args
-        assert "{{ run_type_of(dag_run) }}" in task.application_args
+        assert task.run_date == "{{ run_date_of(params, dag_run) }}"
+        assert task.run_type == "{{ run_type_of(dag_run) }}"
+        assert {"run_date", "run_type", "overrides", "history_from"} <= set(task.template_fields)
         assert (REPO_ROOT / "jobs" / f"{task.task_id}.py").exists()
 
 

@@ -2,7 +2,8 @@
 links from a finished stage to its results (the decision report, the Data Docs).
 
 The stage operator is Airflow's SparkSubmitOperator plus the retry contract with the job
-(`retrain.errors`): a rejected day or a broken spec exits 3 or 2 and is not retried.
+(`retrain.errors`): bad arguments, a broken spec or a rejected day exit 2, 3 or 4 and are not
+retried.
 """
 
 from __future__ import annotations
@@ -200,9 +201,7 @@ class ResultLink(BaseOperatorLink):
         return f"_link_retrain_{self.kind}"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        args = operator.application_args
-        dataset, run_date = args[args.index("--dataset") + 1], args[args.index("--run-date") + 1]
-        record = RunRecord.read(dataset, date.fromisoformat(run_date))
+        record = RunRecord.read(operator.dataset, date.fromisoformat(operator.run_date))
         return results.links(record).get(self.kind, "") if record.run_id == ti_key.run_id else ""
 
 
@@ -215,20 +214,52 @@ STAGE_LINKS = {
 
 
 class RetrainSparkSubmitOperator(SparkSubmitOperator):
-    """SparkSubmitOperator that ships the current shared package and knows which failures to
-    retry: a rejected day or a broken spec fails the same way every time, so it fails at once.
-    A stage of a retrain run (`claimed`) runs only while its run holds the dataset's claim."""
+    """SparkSubmitOperator that runs one stage of a dataset's run and ships the current shared
+    package, and knows which failures to retry: a rejected day or a broken spec fails the same
+    way every time, so it fails at once. A stage of a retrain run (`claimed`) runs only while
+    its run holds the dataset's claim.
 
-    def __init__(self, *, claimed: str | None = None, **kwargs: Any) -> None:
+    The stage's inputs are templated fields (`run_date`, `run_type`, `overrides`, and
+    `history_from` for the stages that take a history); the job's arguments are built from them
+    when it runs. Without a `dataset` it runs `application` with `application_args` as they are
+    (a Spark job of ours that is not a stage)."""
+
+    template_fields = (
+        *SparkSubmitOperator.template_fields, "run_date", "run_type", "overrides", "history_from"
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        dataset: str | None = None,
+        run_date: str | None = None,
+        run_type: str = "manual",
+        overrides: str = "{}",
+        history_from: str | None = None,
+        claimed: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self.claimed = claimed
+        self.dataset, self.run_date, self.run_type = dataset, run_date, run_type
+        self.overrides, self.history_from, self.claimed = overrides, history_from, claimed
         self.operator_extra_links = tuple(
             ResultLink(title, kind) for title, kind in STAGE_LINKS.get(self.task_id, ())
         )
 
+    def job_args(self, run_id: str) -> list[str]:
+        """The stage job's arguments (`retrain.spark.job.parse_args`)."""
+        history = [] if self.history_from is None else ["--history-from", self.history_from]
+        return [
+            "--dataset", self.dataset, "--run-date", self.run_date, "--run-id", run_id,
+            "--run-type", self.run_type, "--overrides", self.overrides, *history,
+        ]  # fmt: skip
+
     def execute(self, context: Any) -> None:
-        args = self.application_args
-        dataset, run_date = args[args.index("--dataset") + 1], args[args.index("--run-date") + 1]
+        if self.dataset is None or self.run_date is None:
+            self.submit(context)
+            return
+        dataset, run_date = self.dataset, self.run_date
+        self.application_args = self.job_args(context["run_id"])
         if self.claimed:  # a stage cleared alone, without its claim task, must not overlap
             holder = _take_claim(self.claimed, context, run_date)
             if holder:
@@ -251,7 +282,7 @@ class RetrainSparkSubmitOperator(SparkSubmitOperator):
 
     def submit(self, context: Any) -> None:
         """spark-submit the job with the current shared package and the key; a deterministic
-        rejection (exit 2 or 3) is not retried."""
+        rejection (`NO_RETRY_EXITS`) is not retried."""
         self.py_files = code_zip()
         export_secret()
         try:
