@@ -101,7 +101,9 @@ def spark_split(spark, path: str):  # noqa: ANN001, ANN201
 def bench_spec(max_iter: int, warm: bool = False, solver: str = "l-bfgs"):  # noqa: ANN201
     from retrain.spec import parse_spec
 
-    model = {"hidden_layers": HIDDEN, "solver": solver, "max_iter": max_iter, "warm_start": warm}
+    model = {"hidden_layers": HIDDEN, "solver": solver, "warm_start": warm}
+    if solver != "adam":  # MLlib's solvers' iterations; adam stops on its validation loss
+        model["max_iter"] = max_iter
     return parse_spec(
         {
             "name": "bench_teacher",

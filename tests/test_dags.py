@@ -227,13 +227,13 @@ def test_override_keys_with_digits_pass_the_form_as_they_pass_the_cli():
 
 
 def test_typed_params_become_overrides_that_the_spec_accepts():
-    params = {"max_iter": 50, "gate_mode": "dry_run", "hidden_layers": [32, 16],
+    params = {"max_epochs": 50, "gate_mode": "dry_run", "hidden_layers": [32, 16],
               "warm_start": None, "overrides": {"model.tol": 1e-5}}  # fmt: skip
     overrides = json.loads(overrides_of(params))
-    assert overrides == {"model.max_iter": 50, "gate.mode": "dry_run",
+    assert overrides == {"model.max_epochs": 50, "gate.mode": "dry_run",
                          "model.hidden_layers": [32, 16], "model.tol": 1e-5}  # fmt: skip
     spec = load_spec("digits").with_overrides(overrides)
-    assert (spec.model.max_iter, spec.gate.mode, spec.model.hidden_layers) == (
+    assert (spec.model.max_epochs, spec.gate.mode, spec.model.hidden_layers) == (
         50,
         "dry_run",
         (32, 16),

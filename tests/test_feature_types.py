@@ -77,7 +77,7 @@ def test_text_becomes_words_and_pairs_weighted_by_tfidf(spark):
         feature_columns=["message"],
         feature_types={"message": "text"},
         text={"vocabulary_size": 30, "min_doc_freq": 2, "ngrams": 2},
-        model={"hidden_layers": [8], "max_iter": 200, "seed": 1},
+        model={"hidden_layers": [8], "seed": 1},
     )
     rows = [(i, label, text.format(n=i)) for i in range(120) for label, text in [TICKETS[i % 6]]]
     frame = features_of(spark, rows, "id long, label string, message string", spec)

@@ -54,7 +54,7 @@ SPEC = {
     "label_column": "tier",
     "feature_columns": ["f1", "f2", "f3", "f4"],
     "sensitive": {"name": "pseudonymize", "email": "encrypt", "phone": "drop"},
-    "model": {"hidden_layers": [8], "max_iter": 100},
+    "model": {"hidden_layers": [8]},
     "gate": {"min_f1": 0.8, "min_test_rows": 30},
 }
 SUITES = {

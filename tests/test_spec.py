@@ -104,21 +104,49 @@ def test_missing_required_key():
 
 def test_overrides_are_typed_and_checked():
     spec = parse_spec(minimal(), "toy.yaml")
-    changed = spec.with_overrides({"model.max_iter": "5", "model.hidden_layers": "[8, 4]"})
-    assert changed.model.max_iter == 5
+    changed = spec.with_overrides({"model.max_epochs": "5", "model.hidden_layers": "[8, 4]"})
+    assert changed.model.max_epochs == 5
     assert changed.model.hidden_layers == (8, 4)
     assert changed.fingerprint() != spec.fingerprint()
-    assert spec.model.max_iter == 200  # the original is frozen and unchanged
+    assert spec.model.max_epochs == 200  # the original is frozen and unchanged
     with pytest.raises(SpecError, match="unknown override key 'model.nope'"):
         spec.with_overrides({"model.nope": "1"})
     with pytest.raises(SpecError, match="unknown override key 'name'"):
         spec.with_overrides({"name": "other"})
     with pytest.raises(SpecError, match="must be int"):
-        spec.with_overrides({"model.max_iter": "many"})
+        spec.with_overrides({"model.max_epochs": "many"})
     # A text key keeps its text: YAML would read "off" as False.
     assert spec.with_overrides({"gate.mode": "off"}).gate.mode == "off"
     moves = spec.with_overrides({"gate.backfill_moves_champion": "true"})
     assert moves.gate.backfill_moves_champion is True
+
+
+def test_a_key_the_solver_ignores_is_refused_by_name():
+    """adam (the default) never reads max_iter: a spec or a run that sets it would train the
+    full model and never learn why; each such key is named, with what it applies to."""
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(model={"max_iter": 50, "step_size": 0.1}), "toy.yaml")
+    assert str(err.value) == (
+        "toy.yaml: key 'model.max_iter' applies to solver l-bfgs or gd, not to this spec's adam: "
+        "remove it, or set model.solver; key 'model.step_size' applies to solver gd, not to "
+        "this spec's adam: remove it, or set model.solver"
+    )
+    lbfgs = parse_spec(minimal(model={"solver": "l-bfgs", "max_iter": 50}), "toy.yaml")
+    assert lbfgs.model.max_iter == 50
+    with pytest.raises(SpecError, match="key 'model.patience' applies to solver adam, not to"):
+        lbfgs.with_overrides({"model.patience": "3"})
+    adam = parse_spec(minimal(), "toy.yaml")
+    with pytest.raises(SpecError, match="key 'model.max_iter' applies to solver l-bfgs or gd"):
+        adam.with_overrides({"model.max_iter": "1"})  # --param model.max_iter=1
+
+
+def test_the_default_patience_follows_a_smaller_max_epochs():
+    quick = parse_spec(minimal(), "toy.yaml").with_overrides({"model.max_epochs": "1"})
+    assert (quick.model.max_epochs, quick.model.patience) == (1, 1)
+    assert parse_spec(minimal(model={"max_epochs": 4}), "toy.yaml").model.patience == 4
+    assert parse_spec(minimal(), "toy.yaml").model.patience == 10
+    with pytest.raises(SpecError, match=r"model.patience' must be between 1 and model.max_ep"):
+        parse_spec(minimal(model={"max_epochs": 4, "patience": 5}), "toy.yaml")  # said: wrong
 
 
 def test_fingerprint_ignores_file_location():

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import types
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -26,6 +26,16 @@ COLUMN_TYPES = ("string", "int", "long", "double", "float", "boolean", "date", "
 NUMERIC_TYPES = ("int", "long", "double", "float")
 SOURCE_FORMATS = ("csv", "json", "parquet")
 SOLVERS = ("adam", "l-bfgs", "gd")
+# The model keys only some solvers read; every other model key applies to all.
+SOLVER_KEYS = {
+    **dict.fromkeys(
+        ("batch_size", "learning_rate", "max_epochs", "weight_decay", "patience",
+         "class_weights"), ("adam",)
+    ),
+    "max_iter": ("l-bfgs", "gd"),
+    "step_size": ("gd",),
+    "block_size": ("l-bfgs", "gd"),
+}  # fmt: skip
 CLASS_WEIGHTS = ("none", "balanced")
 GATE_METRICS = ("weighted_f1", "macro_f1", "accuracy", "positive_f1")
 GATE_MODES = {  # what each does, as the trigger form says it
@@ -61,6 +71,18 @@ WEIGHTINGS = ("tfidf", "counts")
 # What defines the dataset, where its model goes and how its personal data is protected cannot
 # vary per run: a trigger Param must not switch protection off or publish elsewhere.
 FIXED_KEYS = ("name", "schema", "source", "sensitive", "registered_model_name")
+NOT_KEYS = ("file", "given")  # fields of a Spec that no spec file sets
+
+
+Problem = tuple[bool, str, str]  # (broken, dotted key, what is wrong)
+
+
+def one_of(value: str, choices: Iterable[str], key: str) -> Problem:
+    return value not in choices, key, f"must be one of {', '.join(choices)}"
+
+
+def at_least(value: float, low: float, key: str) -> Problem:
+    return value < low, key, f"must be at least {low}" if low else "must be 0 or more"
 
 
 def quote(column: str) -> str:
@@ -83,6 +105,33 @@ class Source:
     # (weekends, holidays) ends such a run successfully with the decision `no_data`.
     empty_days: str = "fail"
 
+    def problems(self) -> list[Problem]:
+        allowed = SOURCE_OPTIONS.get(self.format, ())
+        return [
+            (
+                not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", self.landed_by),
+                "source.landed_by",
+                "must be a time of day, HH:MM (UTC)",
+            ),
+            one_of(self.empty_days, EMPTY_DAYS, "source.empty_days"),
+            one_of(self.format, SOURCE_FORMATS, "source.format"),
+            *[
+                (
+                    key not in allowed,
+                    f"source.options.{key}",
+                    f"is not a {self.format} reader option retrain allows (allowed: "
+                    f"{', '.join(allowed) or 'none'})",
+                )
+                for key in self.options
+            ],
+            (
+                not _inside_lake(self.landing_path),
+                "source.landing_path",
+                "must be a path inside the lake (relative, no '..') or an object-store URI "
+                "(s3a://, hdfs://, ...)",
+            ),
+        ]
+
 
 @dataclass(frozen=True)
 class Split:
@@ -97,6 +146,16 @@ class Split:
     def names(self) -> list[str]:
         """The splits a row can fall in: those with a share of the ids."""
         return [name for name in ("train", "validation", "test") if getattr(self, name) > 0]
+
+    def problems(self) -> list[Problem]:
+        total = self.train + self.validation + self.test
+        return [
+            (
+                abs(total - 1.0) > 1e-9 or min(self.train, self.test) <= 0,
+                "split",
+                f"fractions must be positive and add up to 1 (they add up to {total})",
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -125,6 +184,46 @@ class Model:
     # Start from the champion's weights when its layers match: daily data changes little.
     warm_start: bool = False
 
+    def problems(self) -> list[Problem]:
+        return [
+            one_of(self.solver, SOLVERS, "model.solver"),
+            at_least(self.max_iter, 1, "model.max_iter"),
+            at_least(self.batch_size, 1, "model.batch_size"),
+            (
+                not 0 < self.learning_rate <= 1,
+                "model.learning_rate",
+                "must be above 0 and at most 1",
+            ),
+            at_least(self.max_epochs, 1, "model.max_epochs"),
+            at_least(self.weight_decay, 0, "model.weight_decay"),
+            (
+                not 1 <= self.patience <= self.max_epochs,
+                "model.patience",
+                f"must be between 1 and model.max_epochs ({self.max_epochs})",
+            ),
+            one_of(self.class_weights, CLASS_WEIGHTS, "model.class_weights"),
+            at_least(self.tol, 0, "model.tol"),
+            at_least(self.block_size, 1, "model.block_size"),
+            (
+                any(n < 1 for n in self.hidden_layers),
+                "model.hidden_layers",
+                "sizes must be at least 1",
+            ),
+        ]
+
+    def ignored(self, given: Iterable[str]) -> list[Problem]:
+        """Keys set in the spec (or a run's overrides) that this model's solver never reads."""
+        return [
+            (
+                self.solver not in solvers,
+                f"model.{key}",
+                f"applies to solver {' or '.join(solvers)}, not to this spec's {self.solver}: "
+                "remove it, or set model.solver",
+            )
+            for key, solvers in SOLVER_KEYS.items()
+            if f"model.{key}" in given
+        ]
+
 
 @dataclass(frozen=True)
 class Text:
@@ -137,6 +236,17 @@ class Text:
     vocabulary_size: int = 2000  # the most frequent terms of the training rows
     min_doc_freq: int = 2  # a term in fewer training rows is not in the vocabulary
     weighting: str = "tfidf"  # tfidf | counts; each row's vector is then scaled to length 1
+
+    def problems(self) -> list[Problem]:
+        return [
+            one_of(self.stop_words, STOP_WORDS, "text.stop_words"),
+            one_of(self.weighting, WEIGHTINGS, "text.weighting"),
+            (not 1 <= self.ngrams <= 5, "text.ngrams", "must be between 1 and 5"),
+            at_least(self.vocabulary_size, 1, "text.vocabulary_size"),
+            at_least(self.min_doc_freq, 1, "text.min_doc_freq"),
+            at_least(self.min_token_length, 1, "text.min_token_length"),
+            (not _is_regex(self.token_pattern), "text.token_pattern", "is not a valid regex"),
+        ]
 
 
 @dataclass(frozen=True)
@@ -178,6 +288,19 @@ class Gate:
     # on (e.g. to roll back to a model of an earlier day on purpose).
     allow_older_champion: bool = False
 
+    def problems(self) -> list[Problem]:
+        return [
+            one_of(self.metric, GATE_METRICS, "gate.metric"),
+            one_of(self.mode, GATE_MODES, "gate.mode"),
+            at_least(self.bootstrap_resamples, 0, "gate.bootstrap_resamples"),
+            (not 0.5 <= self.confidence < 1, "gate.confidence", "must be in [0.5, 1)"),
+            (
+                self.metric == "positive_f1" and not self.positive_class,
+                "gate.positive_class",
+                "must name the positive class when gate.metric is positive_f1",
+            ),
+        ]
+
 
 @dataclass(frozen=True)
 class Drift:
@@ -204,6 +327,37 @@ class Drift:
         """(warning, critical) PSI for a column."""
         warning, critical = self.psi_by_column.get(column, (self.psi_warning, self.psi_critical))
         return warning, critical
+
+    def problems(self) -> list[Problem]:
+        return [
+            *[
+                (
+                    len(band) != 2 or not 0 <= band[0] < band[1],
+                    f"drift.{key}",
+                    "must be [low, high] with 0 <= low < high",
+                )
+                for key, band in (
+                    ("volume_warning", self.volume_warning),
+                    ("volume_critical", self.volume_critical),
+                )
+            ],
+            (
+                not 0 < self.psi_warning <= self.psi_critical,
+                "drift.psi_warning",
+                "must be above 0 and at most drift.psi_critical",
+            ),
+            *[
+                (
+                    len(band) != 2 or not 0 < band[0] <= band[1],
+                    f"drift.psi_by_column.{column}",
+                    "must be [warning, critical] with 0 < warning <= critical",
+                )
+                for column, band in self.psi_by_column.items()
+            ],
+            one_of(self.label, DRIFT_SEVERITIES, "drift.label"),
+            at_least(self.min_reference_days, 1, "drift.min_reference_days"),
+            at_least(self.bins, 2, "drift.bins"),
+        ]
 
 
 @dataclass(frozen=True)
@@ -237,6 +391,8 @@ class Spec:
     # (retrain.spark.pii)
     sensitive: dict[str, str] = field(default_factory=dict)
     file: str = field(default="", compare=False)
+    # The dotted keys the file and a run's overrides set (the rest are defaults).
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def landing_path(self) -> str:
@@ -257,7 +413,8 @@ class Spec:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data.pop("file")
+        for not_a_key in NOT_KEYS:
+            data.pop(not_a_key)
         return data
 
     def fingerprint(self) -> str:
@@ -279,7 +436,7 @@ class Spec:
             # never for a text key: "off" must stay "off", not YAML 1.1's False.
             typed = isinstance(value, str) and not isinstance(node[leaf], str)
             node[leaf] = yaml.safe_load(value) if typed else value
-        return parse_spec(data, self.file)
+        return parse_spec(data, self.file, given=self.given | set(overrides))
 
 
 def _convert(tp: Any, value: Any, key: str, file: str) -> Any:
@@ -312,16 +469,15 @@ def _build(cls: type, data: Any, prefix: str, file: str) -> Any:
     if not isinstance(data, dict):
         raise SpecError(f"{file}: '{prefix.rstrip('.') or 'spec'}' must be a mapping")
     hints = get_type_hints(cls, globalns=globals() | {"types": types})
-    known = {f.name for f in dataclasses.fields(cls) if f.name != "file"}
+    fields = [f for f in dataclasses.fields(cls) if f.name not in NOT_KEYS]
+    known = {f.name for f in fields}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(
             f"{file}: unknown key '{prefix}{unknown[0]}' (allowed: {', '.join(sorted(known))})"
         )
     kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name == "file":
-            continue
+    for f in fields:
         if f.name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise SpecError(f"{file}: missing required key '{prefix}{f.name}'")
@@ -331,9 +487,38 @@ def _build(cls: type, data: Any, prefix: str, file: str) -> Any:
 
 
 def _problems(spec: Spec) -> list[tuple[str, str]]:
-    """(key, what is wrong) for every cross-field rule the spec breaks."""
-    split_sum = spec.split.train + spec.split.validation + spec.split.test
+    """(key, what is wrong) for every rule the spec breaks: each section's own, then the rules
+    that tie sections together."""
     rules = [
+        *spec.source.problems(),
+        *spec.text.problems(),
+        *spec.split.problems(),
+        *spec.drift.problems(),
+        *spec.model.problems(),
+        *spec.model.ignored(spec.given),
+        *spec.gate.problems(),
+        *_column_problems(spec),
+        *_augment_problems(spec),
+        (spec.window_days < 1, "window_days", "must be at least 1"),
+        *[
+            (not 0 <= value <= 1, key, "must be between 0 and 1")
+            for key, value in (
+                ("max_bad_fraction", spec.max_bad_fraction),
+                ("max_unlabelled_fraction", spec.max_unlabelled_fraction),
+            )
+        ],
+        (
+            not re.fullmatch(r"\d{4}-\d{2}-\d{2}", spec.start_date),
+            "start_date",
+            "must be a date, YYYY-MM-DD",
+        ),
+    ]
+    return [(key, why) for broken, key, why in rules if broken]
+
+
+def _column_problems(spec: Spec) -> list[Problem]:
+    """The rules that tie the columns of the schema to the roles, features and protections."""
+    return [
         (not NAME_PATTERN.fullmatch(spec.name), "name", f"must match {NAME_PATTERN.pattern}"),
         *[
             (
@@ -371,92 +556,17 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
         *[
             (broken, f"feature_types.{column}", why)
             for column, kind in spec.feature_types.items()
-            for broken, why in (
-                (kind not in FEATURE_TYPES, f"must be one of {', '.join(FEATURE_TYPES)}"),
-                (column not in spec.feature_columns, "is not in 'feature_columns'"),
+            for broken, _, why in (
+                one_of(kind, FEATURE_TYPES, ""),
+                (column not in spec.feature_columns, "", "is not in 'feature_columns'"),
                 (
                     kind in FEATURE_TYPES
                     and spec.schema.get(column, "string") not in FEATURE_SOURCES[kind],
+                    "",
                     f"cannot be {kind}: a {kind} feature needs a "
                     f"{' or '.join(FEATURE_SOURCES.get(kind, ()))} column",
                 ),
             )
-        ],
-        (
-            spec.text.stop_words not in STOP_WORDS,
-            "text.stop_words",
-            f"must be one of {', '.join(STOP_WORDS)}",
-        ),
-        (
-            spec.text.weighting not in WEIGHTINGS,
-            "text.weighting",
-            f"must be one of {', '.join(WEIGHTINGS)}",
-        ),
-        (not 1 <= spec.text.ngrams <= 5, "text.ngrams", "must be between 1 and 5"),
-        (spec.text.vocabulary_size < 1, "text.vocabulary_size", "must be at least 1"),
-        (spec.text.min_doc_freq < 1, "text.min_doc_freq", "must be at least 1"),
-        (spec.text.min_token_length < 1, "text.min_token_length", "must be at least 1"),
-        (not _is_regex(spec.text.token_pattern), "text.token_pattern", "is not a valid regex"),
-        *_augment_problems(spec),
-        (
-            not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", spec.source.landed_by),
-            "source.landed_by",
-            "must be a time of day, HH:MM (UTC)",
-        ),
-        (
-            spec.source.empty_days not in EMPTY_DAYS,
-            "source.empty_days",
-            f"must be one of {', '.join(EMPTY_DAYS)}",
-        ),
-        (
-            spec.source.format not in SOURCE_FORMATS,
-            "source.format",
-            f"must be one of {', '.join(SOURCE_FORMATS)}",
-        ),
-        *[
-            (
-                key not in SOURCE_OPTIONS.get(spec.source.format, ()),
-                f"source.options.{key}",
-                f"is not a {spec.source.format} reader option retrain allows (allowed: "
-                f"{', '.join(SOURCE_OPTIONS.get(spec.source.format, ())) or 'none'})",
-            )
-            for key in spec.source.options
-        ],
-        (
-            not _inside_lake(spec.source.landing_path),
-            "source.landing_path",
-            "must be a path inside the lake (relative, no '..') or an object-store URI "
-            "(s3a://, hdfs://, ...)",
-        ),
-        (
-            abs(split_sum - 1.0) > 1e-9 or min(spec.split.train, spec.split.test) <= 0,
-            "split",
-            f"fractions must be positive and add up to 1 (they add up to {split_sum})",
-        ),
-        (spec.window_days < 1, "window_days", "must be at least 1"),
-        *[
-            (
-                len(band) != 2 or not 0 <= band[0] < band[1],
-                f"drift.{key}",
-                "must be [low, high] with 0 <= low < high",
-            )
-            for key, band in (
-                ("volume_warning", spec.drift.volume_warning),
-                ("volume_critical", spec.drift.volume_critical),
-            )
-        ],
-        (
-            not 0 < spec.drift.psi_warning <= spec.drift.psi_critical,
-            "drift.psi_warning",
-            "must be above 0 and at most drift.psi_critical",
-        ),
-        *[
-            (
-                len(band) != 2 or not 0 < band[0] <= band[1],
-                f"drift.psi_by_column.{column}",
-                "must be [warning, critical] with 0 < warning <= critical",
-            )
-            for column, band in spec.drift.psi_by_column.items()
         ],
         *[
             (
@@ -466,84 +576,26 @@ def _problems(spec: Spec) -> list[tuple[str, str]]:
             )
             for column in spec.drift.psi_by_column
         ],
-        (
-            spec.drift.label not in DRIFT_SEVERITIES,
-            "drift.label",
-            f"must be one of {', '.join(DRIFT_SEVERITIES)}",
-        ),
-        (spec.drift.min_reference_days < 1, "drift.min_reference_days", "must be at least 1"),
-        (spec.drift.bins < 2, "drift.bins", "must be at least 2"),
-        *[
-            (not 0 <= value <= 1, key, "must be between 0 and 1")
-            for key, value in (
-                ("max_bad_fraction", spec.max_bad_fraction),
-                ("max_unlabelled_fraction", spec.max_unlabelled_fraction),
-            )
-        ],
-        (spec.model.solver not in SOLVERS, "model.solver", f"must be one of {', '.join(SOLVERS)}"),
-        (spec.model.max_iter < 1, "model.max_iter", "must be at least 1"),
-        (spec.model.batch_size < 1, "model.batch_size", "must be at least 1"),
-        (
-            not 0 < spec.model.learning_rate <= 1,
-            "model.learning_rate",
-            "must be above 0 and at most 1",
-        ),
-        (spec.model.max_epochs < 1, "model.max_epochs", "must be at least 1"),
-        (spec.model.weight_decay < 0, "model.weight_decay", "must be 0 or more"),
-        (
-            not 1 <= spec.model.patience <= spec.model.max_epochs,
-            "model.patience",
-            f"must be between 1 and model.max_epochs ({spec.model.max_epochs})",
-        ),
-        (
-            spec.model.class_weights not in CLASS_WEIGHTS,
-            "model.class_weights",
-            f"must be one of {', '.join(CLASS_WEIGHTS)}",
-        ),
-        (spec.model.tol < 0, "model.tol", "must be 0 or more"),
-        (spec.model.block_size < 1, "model.block_size", "must be at least 1"),
-        (
-            any(n < 1 for n in spec.model.hidden_layers),
-            "model.hidden_layers",
-            "sizes must be at least 1",
-        ),
-        (
-            spec.gate.metric not in GATE_METRICS,
-            "gate.metric",
-            f"must be one of {', '.join(GATE_METRICS)}",
-        ),
-        (spec.gate.mode not in GATE_MODES, "gate.mode", f"must be one of {', '.join(GATE_MODES)}"),
-        (spec.gate.bootstrap_resamples < 0, "gate.bootstrap_resamples", "must be 0 or more"),
-        (not 0.5 <= spec.gate.confidence < 1, "gate.confidence", "must be in [0.5, 1)"),
-        (
-            spec.gate.metric == "positive_f1" and not spec.gate.positive_class,
-            "gate.positive_class",
-            "must name the positive class when gate.metric is positive_f1",
-        ),
         *[
             (broken, f"sensitive.{column}", why)
             for column, action in spec.sensitive.items()
-            for broken, why in (
-                (action not in PROTECTIONS, f"must be one of {', '.join(PROTECTIONS)}"),
-                (column not in spec.schema, "is not a column in 'schema'"),
-                (spec.schema.get(column, "string") != "string", "must be a string column"),
+            for broken, _, why in (
+                one_of(action, PROTECTIONS, ""),
+                (column not in spec.schema, "", "is not a column in 'schema'"),
+                (spec.schema.get(column, "string") != "string", "", "must be a string column"),
                 (
                     column == spec.label_column or column in spec.feature_columns,
+                    "",
                     "is the label or a feature: a model cannot learn from a protected value",
                 ),
                 (
                     column == spec.id_column and action != "pseudonymize",
+                    "",
                     "is the id column: only pseudonymize keeps ids joinable",
                 ),
             )
         ],
-        (
-            not re.fullmatch(r"\d{4}-\d{2}-\d{2}", spec.start_date),
-            "start_date",
-            "must be a date, YYYY-MM-DD",
-        ),
     ]
-    return [(key, why) for broken, key, why in rules if broken]
 
 
 def _types_for(column_type: str) -> list[str]:
@@ -594,14 +646,30 @@ def _canonical_options(source: Source) -> Source:
     return dataclasses.replace(source, options=options)
 
 
-def parse_spec(data: Any, file: str) -> Spec:
-    """Build and check a Spec from already-loaded YAML data."""
+def parse_spec(data: Any, file: str, given: Iterable[str] | None = None) -> Spec:
+    """Build and check a Spec from already-loaded YAML data (`given`: the dotted keys set, if
+    not all of `data`'s, as after overrides)."""
     spec = _build(Spec, data, "", file)
-    spec = dataclasses.replace(spec, file=file, source=_canonical_options(spec.source))
+    given = frozenset(_dotted_keys(data) if given is None else given)
+    model = spec.model
+    if "model.patience" not in given:  # the default follows a smaller max_epochs
+        model = dataclasses.replace(model, patience=min(model.patience, model.max_epochs))
+    spec = dataclasses.replace(
+        spec, file=file, source=_canonical_options(spec.source), model=model, given=given
+    )
     problems = [f"key '{key}' {why}" for key, why in _problems(spec)]
     if problems:  # every problem at once: one edit, one retry
         raise SpecError(f"{file}: {'; '.join(problems)}")
     return spec
+
+
+def _dotted_keys(data: dict[str, Any]) -> set[str]:
+    """The keys of a spec's data, a section's as `section.key`."""
+    return {
+        f"{key}.{inner}" if isinstance(value, dict) else key
+        for key, value in data.items()
+        for inner in (value if isinstance(value, dict) else [None])
+    }
 
 
 def spec_dirs() -> list[Path]:
