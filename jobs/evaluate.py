@@ -83,7 +83,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         "reason": reason,
     }
     record = read_run(spec.name, ctx.run_date)
-    section["report"] = write_report(
+    section |= write_report(
         run_folder(spec.name, ctx.run_date),
         record=record | {"evaluate": section},
         details={"candidate": candidate, "champion": champion_metrics},

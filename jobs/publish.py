@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import tempfile
 import time
-from base64 import b64decode
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from retrain.errors import DataRejected, RetrainError
-from retrain.lake import is_complete, read_object, read_partition, resolve
+from retrain.lake import is_complete, read_bytes, read_object, read_partition, resolve
 from retrain.runs import PUBLISH, read_run
 from retrain.spark import registry
 from retrain.spark.gate import hold_back_reason
@@ -132,15 +130,10 @@ def log_run(record: dict[str, Any]) -> None:
         data = read_object(report.rsplit("/", 1)[0] + f"/{REPORT_DATA}")
         if data is not None:
             mlflow.log_text(data, f"{REPORT_ARTIFACTS}/{REPORT_DATA}")
-        for name, png in figures(page).items():
-            _log_bytes(png, f"{REPORT_ARTIFACTS}/{name}.png")
-
-
-def figures(page: str) -> dict[str, bytes]:
-    """The report's figures (inline PNGs), by a file name made from their alt text."""
-    found = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
-    return {re.sub(r"[^a-z0-9]+", "_", alt.lower()).strip("_"): b64decode(data)
-            for alt, data in found}  # fmt: skip
+        for name, figure in (evaluation.get("figures") or {}).items():
+            png = read_bytes(figure)
+            if png is not None:
+                _log_bytes(png, f"{REPORT_ARTIFACTS}/{name}.png")
 
 
 def _log_bytes(content: bytes, artifact: str) -> None:

@@ -12,12 +12,12 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from retrain.errors import DataRejected, RetrainError
+from retrain.errors import RetrainError
 from retrain.lake import is_complete, read_partition, save_model
 from retrain.spark import registry
 from retrain.spark.features import augment_training
 from retrain.spark.job import RunContext, main
-from retrain.spark.model import ModelError, fit_pipeline, labels_of, training_history
+from retrain.spark.model import fit_pipeline, labels_of, training_history
 
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
@@ -35,12 +35,9 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         registry.configure()
         champion = registry.load_champion(spec.registered_model_name)
     started = time.monotonic()
-    try:
-        model, warm = fit_pipeline(
-            train, spec, warm_from=champion[1] if champion else None, validation=validation
-        )
-    except ModelError as err:  # deterministic (fixed seeds): a retry would fail the same way
-        raise DataRejected(str(err)) from None
+    model, warm = fit_pipeline(
+        train, spec, warm_from=champion[1] if champion else None, validation=validation
+    )
     fit_seconds = time.monotonic() - started
     save_model(spark, model, ctx.paths.candidate(ctx.run_date))
     history = training_history(model)

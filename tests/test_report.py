@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
@@ -108,8 +109,15 @@ def test_report_shows_numbers_and_pictures(tmp_path: Path):
         "validation_loss": [2.4, 1.0, 0.3, 0.25, 0.26],
         "best_epoch": 3,
     }
-    page = Path(write_report(str(tmp_path), RECORD, DETAILS, loss, HISTORY))
+    written = write_report(str(tmp_path), RECORD, DETAILS, loss, HISTORY)
+    page = Path(written["report"])
     assert page == tmp_path / "report.html" and (tmp_path / "report.json").exists()
+    names = ["confusion_matrix", "loss_curve", "per_class_f1", "f1_history"]
+    assert written["figures"] == {n: f"{tmp_path}/figures/{n}.png" for n in names}
+    inline = re.findall(r'src="data:image/png;base64,([^"]+)"', page.read_text())
+    files = [Path(written["figures"][n]).read_bytes() for n in names]
+    assert [base64.b64decode(png) for png in inline] == files  # the same pictures, in order
+    assert all(png.startswith(b"\x89PNG") for png in files)
     probed = tmp_path / "probed.html"
     probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     dom = browse(probed.as_uri(), tmp_path / "profile")
@@ -141,3 +149,11 @@ def test_report_shows_numbers_and_pictures(tmp_path: Path):
     pixels = plt.imread(shot)[..., :3]
     ink = (pixels.sum(axis=2) < 2.7).mean()  # share of pixels that are not (near) white
     assert ink > 0.03, f"the page looks blank ({ink:.1%} ink)"
+
+
+def test_report_text_from_the_data_is_escaped(tmp_path: Path):
+    """A class name or reason is data: it shows as text, never as markup."""
+    hostile = "<script>alert(1)</script>"
+    record = RECORD | {"evaluate": RECORD["evaluate"] | {"reason": hostile}}
+    page = Path(write_report(str(tmp_path), record, DETAILS, {}, HISTORY)["report"]).read_text()
+    assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -53,7 +53,7 @@ SPARK_CONF = {
     "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
 }
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # retrain/
-SPARK_SIDE = ("*.py", "spark/*.py")  # what Spark runs: the shared core and retrain.spark
+SPARK_SIDE = ("*.py", "spark/*.py", "spark/*.j2")  # what Spark runs: the core and retrain.spark
 
 
 def code_zip() -> str:

@@ -32,12 +32,13 @@ from pyspark.ml.feature import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from retrain.spark.trainer import AdamMLPClassifier, TrainingDiverged
+from retrain.errors import DataRejected
+from retrain.spark.trainer import AdamMLPClassifier
 from retrain.spec import Spec, quote
 
 
-class ModelError(ValueError):
-    """The training data cannot make a model (e.g. a single class)."""
+class ModelError(DataRejected):
+    """The training data cannot make a model (e.g. a single class): a retry would fail alike."""
 
 
 LABEL_INDEX = "label_index"
@@ -241,8 +242,6 @@ def fit_pipeline(
         if warm:
             network.setInitialWeights(warm_from.stages[-2].weights)
         fitted = network.fit(prepared)
-    except TrainingDiverged as err:
-        raise ModelError(str(err)) from None
     finally:
         prepared.unpersist()
     return assemble(transforms, fitted), warm

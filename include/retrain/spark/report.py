@@ -1,4 +1,5 @@
-"""The decision report of one run: a self-contained HTML page (pictures inline) plus its JSON.
+"""The decision report of one run: an HTML page rendered from `report.html.j2`, its figures as
+PNG files beside it (also inline in the page, so it stands alone), and its data as JSON.
 
 It shows the decision and its reason, candidate vs champion metrics, the bootstrap interval,
 the confusion matrix, the loss curve, per-class F1, the F1 history of past versions, data volume
@@ -8,11 +9,12 @@ and the validation summary: everything a person needs to see why a model was (no
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
+from importlib import resources
 from typing import Any
 
+import jinja2
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on workers
@@ -21,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from retrain.lake import write_object  # noqa: E402
 from retrain.runs import PUBLISH, REJECT  # noqa: E402
 
-REPORT_PAGE, REPORT_DATA = "report.html", "report.json"
+REPORT_PAGE, REPORT_DATA, FIGURES = "report.html", "report.json", "figures"
 
 METRIC_ROWS = (
     ("rows", "test rows"),
@@ -34,14 +36,14 @@ METRIC_ROWS = (
 )
 
 
-def _png(figure: Any) -> str:
+def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return buffer.getvalue()
 
 
-def _confusion_png(confusion: list[list[Any]]) -> str:
+def _confusion_png(confusion: list[list[Any]]) -> bytes:
     labels = sorted({row[0] for row in confusion} | {row[1] for row in confusion})
     index = {label: i for i, label in enumerate(labels)}
     grid = [[0] * len(labels) for _ in labels]
@@ -63,7 +65,7 @@ def _confusion_png(confusion: list[list[Any]]) -> str:
     return _png(figure)
 
 
-def _loss_png(loss: dict[str, Any]) -> str:
+def _loss_png(loss: dict[str, Any]) -> bytes:
     """Training loss per epoch (or iteration) and, for adam, the validation loss from epoch 0
     (the starting weights), with the kept epoch marked."""
     figure, axes = plt.subplots(figsize=(4.5, 3))
@@ -83,7 +85,7 @@ def _loss_png(loss: dict[str, Any]) -> str:
     return _png(figure)
 
 
-def _per_class_png(candidate: dict[str, Any], champion: dict[str, Any] | None) -> str:
+def _per_class_png(candidate: dict[str, Any], champion: dict[str, Any] | None) -> bytes:
     classes = sorted(candidate["per_class"])
     figure, axes = plt.subplots(figsize=(4.5, 3))
     positions = range(len(classes))
@@ -108,7 +110,7 @@ def _per_class_png(candidate: dict[str, Any], champion: dict[str, Any] | None) -
     return _png(figure)
 
 
-def _history_png(history: list[dict[str, Any]], current: float, run_date: str) -> str:
+def _history_png(history: list[dict[str, Any]], current: float, run_date: str) -> bytes:
     figure, axes = plt.subplots(figsize=(4.5, 3))
     points = [h for h in history if h["value"] is not None]
     axes.plot(
@@ -132,134 +134,85 @@ def _history_png(history: list[dict[str, Any]], current: float, run_date: str) -
     return _png(figure)
 
 
-def _fmt(value: Any) -> str:
+def _cell(value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
         return f"{value:.4f}"
-    return html.escape(str(value))
+    return str(value)
 
 
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _drift_html(drift: dict[str, Any]) -> str:
-    """One line on volume and drift against the window, the largest PSI first."""
-    if not drift.get("reference_days"):
-        return f"<p>Drift: {html.escape(drift.get('skipped') or 'not checked')}.</p>"
-    top = sorted((drift.get("psi") or {}).items(), key=lambda item: -item[1])[:3]
-    psi = ", ".join(f"{html.escape(column)} {value:.3f}" for column, value in top)
-    docs = drift.get("data_docs")
-    return (
-        f"<p>Drift against {len(drift['reference_days'])} earlier day(s): rows vs the window's "
-        f"daily median {drift.get('rows_vs_window')}; largest PSI "
-        f"{psi or html.escape(drift.get('psi_skipped', '-'))}."
-        + (f' <a href="file://{html.escape(docs)}">Drift Data Docs</a>' if docs else "")
-        + "</p>"
-    )
+def figures(
+    details: dict[str, Any],
+    loss: dict[str, Any],
+    history: list[dict[str, Any]],
+    metric: str,
+    run_date: str,
+) -> dict[str, tuple[str, bytes]]:
+    """The report's figures as PNG bytes, by file name: (alt text, PNG)."""
+    candidate, champion = details["candidate"], details["champion"]
+    return {
+        "confusion_matrix": ("confusion matrix", _confusion_png(candidate["confusion"])),
+        "loss_curve": ("loss curve", _loss_png(loss)),
+        "per_class_f1": ("per-class F1", _per_class_png(candidate, champion)),
+        "f1_history": ("F1 history", _history_png(history, candidate[metric], run_date)),
+    }  # fmt: skip
 
 
 def render(
     record: dict[str, Any],
     details: dict[str, Any],
-    loss: dict[str, Any],
+    pictures: dict[str, tuple[str, bytes]],
     history: list[dict[str, Any]],
 ) -> str:
-    """The report page as one HTML string."""
+    """The report page: the template filled with the record's numbers and the figures."""
     evaluation = record["evaluate"]
     candidate, champion = details["candidate"], details["champion"]
-    metric = evaluation["metric"]
     ingest, preprocess = record.get("ingest") or {}, record.get("preprocess") or {}
     validate = record.get("validate") or {}
+    drift = validate.get("drift") or {}
     window = preprocess.get("window") or []
-    metrics_rows = [
-        [label, candidate.get(key), (champion or {}).get(key)] for key, label in METRIC_ROWS
-    ]
-    interval = evaluation.get("interval")
-    interval_html = (
-        f"<p>Paired bootstrap of the {html.escape(metric)} difference (candidate − champion), "
-        f"{interval['resamples']} resamples, seed {interval['seed']}: "
-        f"<b>{interval['difference']:+.4f}</b>, {interval['confidence']:.0%} interval "
-        f"[{interval['low']:+.4f}, {interval['high']:+.4f}].</p>"
-        if interval
-        else "<p>No bootstrap interval (no champion yet, or the bootstrap is off).</p>"
+    top = sorted((drift.get("psi") or {}).items(), key=lambda item: -item[1])[:3]
+    # A key an older or partial record lacks renders empty: the report never fails the stage.
+    environment = jinja2.Environment(autoescape=True)
+    environment.filters["cell"] = _cell
+    template = environment.from_string(
+        resources.files(__package__).joinpath("report.html.j2").read_text()
     )
-    per_class_rows = [
-        [c, v["precision"], v["recall"], v["f1"], v["support"]]
-        for c, v in sorted(candidate["per_class"].items())
-    ]
-    history_rows = [
-        [h["version"], h["run_date"], h["value"], h["decision"], "yes" if h["champion"] else ""]
-        for h in history
-    ]
-    volume_rows = [
-        ["rows read (landing)", ingest.get("rows_read")],
-        ["rows quarantined", ingest.get("rows_quarantined")],
-        ["rows unlabelled (scored, not trained on)", ingest.get("rows_unlabelled")],
-        ["training window", f"{window[0]} .. {window[-1]}" if window else None],
-        *[[f"{split} rows", n] for split, n in (preprocess.get("rows_by_split") or {}).items()],
-    ]
-    docs = validate.get("data_docs")
-    validation_html = (
-        f"<p>Suite <b>{html.escape(str(validate.get('suite')))}</b>: "
-        f"{validate.get('evaluated')} expectations, "
-        f"{'passed' if validate.get('success') else 'FAILED'}; warnings: "
-        f"{html.escape(', '.join(validate.get('failed_warning') or []) or 'none')}."
-        + (f' <a href="file://{html.escape(docs)}">Data Docs</a>' if docs else "")
-        + "</p>"
-        + _drift_html(validate.get("drift") or {})
-    )
-    history_png = _history_png(history, candidate[metric], record["run_date"])
-    trained = record.get("train") or {}
-    training_html = (
-        f'<p id="training">Training: {html.escape(str(trained.get("solver")))}, '
-        f"{html.escape(str(trained.get('stopped')))}; "
-        f"{trained.get('fit_seconds')} s, {trained.get('train_rows')} training rows"
-        + (", warm start from the champion" if trained.get("warm_started_from") else "")
-        + ".</p>"
-        if trained
-        else ""
-    )
-    decision = evaluation["decision"]
-    colour = {PUBLISH: "#1a7f37", REJECT: "#b42318"}.get(decision, "#9a6700")
-    title = f"retrain {record['dataset']} {record['run_date']}: {decision}"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; max-width: 1100px; color: #1f2328; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
-td, th {{ border: 1px solid #d0d7de; padding: 4px 10px; text-align: right; }}
-th {{ background: #f6f8fa; }} td:first-child {{ text-align: left; }}
-.decision {{ font-size: 1.4em; color: {colour}; }}
-.pictures img {{ margin: 0 1em 1em 0; border: 1px solid #d0d7de; }}
-</style></head><body>
-<h1>{html.escape(record["dataset"])} — run {html.escape(record["run_date"])}</h1>
-<p class="decision" id="decision"><b>{html.escape(decision)}</b>:
-{html.escape(evaluation["reason"])}</p>
-<p>Gate: {html.escape(metric)}, mode {html.escape(evaluation["mode"])}; champion before this run:
-version {_fmt(evaluation.get("champion_version"))}.</p>
-<h2>Candidate vs champion (same test rows)</h2>
-{_table(metrics_rows, ["metric", "candidate", "champion"])}
-{interval_html}
-<div class="pictures">
-<img alt="confusion matrix" src="data:image/png;base64,{_confusion_png(candidate["confusion"])}">
-<img alt="loss curve" src="data:image/png;base64,{_loss_png(loss)}">
-<img alt="per-class F1" src="data:image/png;base64,{_per_class_png(candidate, champion)}">
-<img alt="F1 history" src="data:image/png;base64,{history_png}">
-</div>
-{training_html}
-<h2>Per-class metrics (candidate)</h2>
-{_table(per_class_rows, ["class", "precision", "recall", "F1", "support"])}
-<h2>Registered versions</h2>
-{_table(history_rows, ["version", "run date", metric, "decision", "champion"])}
-<h2>Data</h2>
-{_table(volume_rows, ["", "value"])}
-{validation_html}
-</body></html>
-"""
+    return template.render(
+        dataset=record["dataset"],
+        run_date=record["run_date"],
+        evaluation=evaluation,
+        metric=evaluation["metric"],
+        interval=evaluation.get("interval"),
+        colour={PUBLISH: "#1a7f37", REJECT: "#b42318"}.get(evaluation["decision"], "#9a6700"),
+        metrics_rows=[
+            [label, candidate.get(key), (champion or {}).get(key)] for key, label in METRIC_ROWS
+        ],
+        figures=[{"alt": alt, "base64": base64.b64encode(png).decode()}
+                 for alt, png in pictures.values()],
+        train=record.get("train") or {},
+        per_class_rows=[
+            [c, v["precision"], v["recall"], v["f1"], v["support"]]
+            for c, v in sorted(candidate["per_class"].items())
+        ],
+        history_rows=[
+            [h["version"], h["run_date"], h["value"], h["decision"],
+             "yes" if h["champion"] else ""]
+            for h in history
+        ],
+        volume_rows=[
+            ["rows read (landing)", ingest.get("rows_read")],
+            ["rows quarantined", ingest.get("rows_quarantined")],
+            ["rows unlabelled (scored, not trained on)", ingest.get("rows_unlabelled")],
+            ["training window", f"{window[0]} .. {window[-1]}" if window else None],
+            *[[f"{split} rows", n]
+              for split, n in (preprocess.get("rows_by_split") or {}).items()],
+        ],
+        validate=validate,
+        drift=drift,
+        top_psi=", ".join(f"{column} {value:.3f}" for column, value in top),
+    )  # fmt: skip
 
 
 def write_report(
@@ -268,9 +221,15 @@ def write_report(
     details: dict[str, Any],
     loss: dict[str, Any],
     history: list[dict[str, Any]],
-) -> str:
-    """Write report.html and report.json into the run's lake folder; return the HTML's URI."""
+) -> dict[str, Any]:
+    """Write the report into the run's lake folder: its figures as files, its data, its page.
+    Returns where they are: {"report": the page's URI, "figures": {name: the PNG's URI}}."""
+    pictures = figures(details, loss, history, record["evaluate"]["metric"], record["run_date"])
+    written = {}
+    for name, (_, png) in pictures.items():
+        written[name] = f"{folder}/{FIGURES}/{name}.png"
+        write_object(written[name], png)
     data = {"record": record, "details": details, "loss": loss, "history": history}
     write_object(f"{folder}/{REPORT_DATA}", json.dumps(data, indent=2, default=str))
-    write_object(f"{folder}/{REPORT_PAGE}", render(record, details, loss, history))
-    return f"{folder}/{REPORT_PAGE}"
+    write_object(f"{folder}/{REPORT_PAGE}", render(record, details, pictures, history))
+    return {"report": f"{folder}/{REPORT_PAGE}", "figures": written}

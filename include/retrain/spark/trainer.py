@@ -40,6 +40,7 @@ from pyspark.ml.util import Identifiable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from retrain.errors import DataRejected
 from retrain.spark.exchange import Alone, ExchangeError, Peers, Relay, Ticket
 from retrain.spark.network import (
     DTYPE,
@@ -60,8 +61,9 @@ _SCALARS = 8
 _RESULT_SCHEMA = "weights binary, history string"
 
 
-class TrainingDiverged(ValueError):
-    """The weights stopped being finite numbers: the learning rate is too high for the data."""
+class TrainingDiverged(DataRejected):
+    """The weights stopped being finite numbers: the learning rate is too high for the data
+    (with fixed seeds a retry diverges the same way)."""
 
 
 @dataclass
