@@ -36,7 +36,7 @@ import pyspark
 import pytest
 
 from retrain.airflow.dag_factory import STAGES
-from retrain.airflow.operators import SPARK_CONF, code_zip
+from retrain.airflow.submission import SPARK_CONF, code_zip
 from retrain.paths import REPO_ROOT
 from tests.helpers import free_port, retrain_cli, run_dates, run_record, wait_for
 

@@ -17,7 +17,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, T
 from retrain.airflow.dag_factory import STAGES, build_dag, model_asset
 from retrain.airflow.local_airflow import SPARK_POOL
 from retrain.airflow.macros import PARAM_KEYS, overrides_of, run_date_of, run_type_of
-from retrain.airflow.operators import LandingSensor, code_zip
+from retrain.airflow.operators import LandingSensor
+from retrain.airflow.submission import code_zip
 from retrain.paths import REPO_ROOT
 from retrain.runs import read_run, update_run
 from retrain.spec import SpecError, load_spec

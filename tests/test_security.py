@@ -18,7 +18,8 @@ from pyspark.ml.feature import StringIndexer
 
 from jobs import ingest, preprocess
 from retrain import keys
-from retrain.airflow.operators import export_secret
+from retrain.airflow.submission import export_secret
+from retrain.errors import EXIT_BAD_SPEC
 from retrain.paths import REPO_ROOT
 from retrain.spark import integrity, pii, registry
 from retrain.spark.model import fit_pipeline
@@ -217,7 +218,7 @@ def test_hostile_run_dates_are_refused_before_any_spark_job(home, tmp_path, run_
         capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
         check=False,
     )  # fmt: skip
-    assert job.returncode == 2, job.stderr[-2000:]
+    assert job.returncode == EXIT_BAD_SPEC, job.stderr[-2000:]  # not retried
     assert "is not a date in the form YYYY-MM-DD" in job.stderr
     assert not (home / "lake").exists()
 

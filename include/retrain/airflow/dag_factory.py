@@ -26,13 +26,8 @@ from retrain.airflow import dag_ids
 from retrain.airflow.alerts import RunNotifier
 from retrain.airflow.local_airflow import SPARK_POOL
 from retrain.airflow.macros import RUN_DATE, macros
-from retrain.airflow.operators import (
-    SPARK_CONF,
-    ClaimSensor,
-    LandingSensor,
-    RetrainSparkSubmitOperator,
-    job_env,
-)
+from retrain.airflow.operators import ClaimSensor, LandingSensor, RetrainSparkSubmitOperator
+from retrain.airflow.submission import SPARK_CONF, job_env
 from retrain.paths import REPO_ROOT
 from retrain.spec import GATE_MODES, Spec, SpecError
 
