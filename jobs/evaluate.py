@@ -10,6 +10,7 @@ and the run's report (HTML + JSON).
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from typing import Any
 
 from pyspark.ml import PipelineModel
@@ -17,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from retrain.errors import RetrainError
 from retrain.lake import is_complete, read_partition, resolve
-from retrain.runs import read_run, run_folder
+from retrain.runs import Evaluation, RunRecord, run_folder
 from retrain.spark import registry
 from retrain.spark.gate import decide
 from retrain.spark.job import RunContext, main
@@ -72,25 +73,20 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
     def headline(m: dict[str, Any] | None) -> dict[str, Any] | None:
         return {k: m[k] for k in HEADLINE} if m else None
 
-    section = {
-        "metric": gate.metric,
-        "mode": gate.mode,
-        "candidate": headline(candidate),
-        "champion": headline(champion_metrics),
-        "champion_version": champion_version,
-        "interval": interval,
-        "decision": decision,
-        "reason": reason,
-    }
-    record = read_run(spec.name, ctx.run_date)
-    section |= write_report(
+    evaluation = Evaluation(
+        metric=gate.metric, mode=gate.mode, decision=decision, reason=reason,
+        candidate=headline(candidate), champion=headline(champion_metrics),
+        champion_version=champion_version, interval=interval,
+    )  # fmt: skip
+    record = RunRecord.read(spec.name, ctx.run_date)
+    written = write_report(
         run_folder(spec.name, ctx.run_date),
-        record=record | {"evaluate": section},
+        record=record.sections | {"evaluate": asdict(evaluation)},
         details={"candidate": candidate, "champion": champion_metrics},
-        loss=(record.get("train") or {}).get("loss") or {},
+        loss=record.training.loss if record.training else {},
         history=registry.version_history(spec.registered_model_name),
     )
-    return section
+    return asdict(replace(evaluation, **written))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pyspark.sql import SparkSession
 
 from retrain.errors import DataRejected, RetrainError
 from retrain.lake import is_complete, read_bytes, read_object, read_partition, resolve
-from retrain.runs import PUBLISH, read_run
+from retrain.runs import PUBLISH, RunRecord
 from retrain.spark import registry
 from retrain.spark.gate import hold_back_reason
 from retrain.spark.job import RunContext, main
@@ -38,32 +38,27 @@ REPORT_ARTIFACTS = "report"  # the run's artifact folder of the decision report 
 log = logging.getLogger(__name__)
 
 
-def fingerprint(record: dict[str, Any], spec_hash: str, code_version: str) -> str:
+def fingerprint(record: RunRecord, spec_hash: str, code_version: str) -> str:
     """Identity of a candidate's inputs: same value means the same model would be trained."""
     parts = [
-        record["dataset"],
-        record["run_date"],
-        record["preprocess"]["content_hash"],
-        spec_hash,
+        record.dataset, record.run_date, record.preprocessing.content_hash, spec_hash,
         code_version,
-    ]
+    ]  # fmt: skip
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-def lineage_tags(
-    record: dict[str, Any], spec_hash: str, code_version: str, fp: str
-) -> dict[str, str]:
-    window = record["preprocess"]["window"]
+def lineage_tags(record: RunRecord, spec_hash: str, code_version: str, fp: str) -> dict[str, str]:
+    window, evaluation = record.preprocessing.window, record.evaluation
     return {
-        "run_date": record["run_date"],
+        "run_date": record.run_date,
         "data_window": f"{window[0]}..{window[-1]}",
         "spec_hash": spec_hash,
-        "data_hash": record["preprocess"]["content_hash"],
+        "data_hash": record.preprocessing.content_hash,
         "code_version": code_version,
         "fingerprint": fp,
-        "decision": record["evaluate"]["decision"],
-        "gate_metric": record["evaluate"]["metric"],
-        "gate_value": str(record["evaluate"]["candidate"][record["evaluate"]["metric"]]),
+        "decision": evaluation.decision,
+        "gate_metric": evaluation.metric,
+        "gate_value": str(evaluation.gate_value),
     }
 
 
@@ -101,20 +96,20 @@ def _plain(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else value
 
 
-def log_run(record: dict[str, Any]) -> None:
+def log_run(record: RunRecord) -> None:
     """The active MLflow run: both models' metrics, the gate metric, the loss per epoch as step
     metrics, the decision report and its figures as artifacts."""
     import mlflow
     from mlflow.entities import Metric
 
-    evaluation, train = record["evaluate"], record["train"]
-    mlflow.log_params({f"model.{k}": v for k, v in train["params"].items()})
-    metrics = {k: v for k, v in evaluation["candidate"].items() if v is not None}
-    champion = evaluation.get("champion") or {}
+    evaluation, train = record.evaluation, record.training
+    mlflow.log_params({f"model.{k}": v for k, v in train.params.items()})
+    metrics = {k: v for k, v in evaluation.candidate.items() if v is not None}
+    champion = evaluation.champion or {}
     metrics |= {f"champion_{k}": v for k, v in champion.items() if v is not None}
-    metrics["gate_value"] = evaluation["candidate"][evaluation["metric"]]
+    metrics["gate_value"] = evaluation.gate_value
     mlflow.log_metrics(metrics)
-    loss, now = train.get("loss") or {}, int(time.time() * 1000)
+    loss, now = train.loss, int(time.time() * 1000)
     steps = [  # the step is the epoch: training loss during it, validation loss after it
         Metric(name, value, now, step)
         for name, first in (("train_loss", 1), ("validation_loss", 0))
@@ -123,14 +118,14 @@ def log_run(record: dict[str, Any]) -> None:
     ]
     if steps:
         mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=steps)
-    report = evaluation.get("report")
+    report = evaluation.report
     page = read_object(report) if report else None
     if page is not None:
         mlflow.log_text(page, f"{REPORT_ARTIFACTS}/{REPORT_PAGE}")
         data = read_object(report.rsplit("/", 1)[0] + f"/{REPORT_DATA}")
         if data is not None:
             mlflow.log_text(data, f"{REPORT_ARTIFACTS}/{REPORT_DATA}")
-        for name, figure in (evaluation.get("figures") or {}).items():
+        for name, figure in evaluation.figures.items():
             png = read_bytes(figure)
             if png is not None:
                 _log_bytes(png, f"{REPORT_ARTIFACTS}/{name}.png")
@@ -149,7 +144,7 @@ def register(
     spark: SparkSession,
     model: PipelineModel,
     ctx: RunContext,
-    record: dict[str, Any],
+    record: RunRecord,
     tags: dict[str, str],
 ) -> tuple[str, str]:
     """Log the run and the model as one MLflow run; return the new version and its logged
@@ -169,15 +164,15 @@ def register(
 
 
 def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
-    record = read_run(ctx.spec.name, ctx.run_date)
-    missing = [s for s in ("preprocess", "train", "evaluate") if s not in record]
-    upstream_failure = record.get("failed_stage") not in (None, "publish")  # not our own retry
+    record = RunRecord.read(ctx.spec.name, ctx.run_date)
+    missing = [s for s in ("preprocess", "train", "evaluate") if not record.section(s)]
+    upstream_failure = record.failed_stage not in (None, "publish")  # not our own retry
     if missing or upstream_failure:
         raise RetrainError(
             f"the run record of {ctx.run_date} lacks a successful "
-            f"{', '.join(missing) or record['failed_stage']} stage"
+            f"{', '.join(missing) or record.failed_stage} stage"
         )
-    name, evaluation = ctx.spec.registered_model_name, record["evaluate"]
+    name, evaluation = ctx.spec.registered_model_name, record.evaluation
     registry.configure()
     spec_hash, code_version = ctx.spec.fingerprint(), registry.code_version()
     fp = fingerprint(record, spec_hash, code_version)
@@ -193,10 +188,10 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
         tags = lineage_tags(record, spec_hash, code_version, fp)
         version, model_id = register(spark, model, ctx, record, tags)
     champion = registry.champion_version(name)
-    compared = evaluation.get("champion_version")
+    compared = evaluation.champion_version
     current = int(champion.version) if champion is not None else None
     moved, held_back = False, None
-    if evaluation["decision"] == PUBLISH and current != int(version):
+    if evaluation.decision == PUBLISH and current != int(version):
         if current != compared:
             raise DataRejected(
                 f"the champion is version {current}, not version {compared} that evaluate "
@@ -208,7 +203,7 @@ def run(spark: SparkSession, ctx: RunContext) -> dict[str, Any]:
             moved = True
         else:
             log.info("version %s registered, champion left as it is: %s", version, held_back)
-    if evaluation["decision"] != PUBLISH:  # rejected or dry run: the one to look at next
+    if evaluation.decision != PUBLISH:  # rejected or dry run: the one to look at next
         registry.set_alias(name, registry.CHALLENGER, version)
     return {
         "model": name,

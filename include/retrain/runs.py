@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
-from typing import Any
+from typing import Any, Self
 
 from retrain.lake import list_folders, list_objects, read_object, write_object
 from retrain.paths import lake_root
@@ -23,6 +23,9 @@ RECORD_FOLDER = "record"
 # A run's decision, as the record holds it: evaluate's gate (`retrain.spark.gate`), or the landing
 # sensor's when nothing landed on a day the feed may skip.
 PUBLISH, REJECT, DRY_RUN, NO_DATA = "publish", "reject", "dry_run", "no_data"
+# A run's state: stages under way, the last one done, one failed; or a day ingested and
+# validated by a history run (`retrain backfill`), with no model of its own.
+RUNNING, SUCCESS, FAILED, HISTORY = "running", "success", "failed", "history"
 
 
 def runs_root(dataset: str) -> str:
@@ -60,6 +63,54 @@ def list_runs(dataset: str) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A stage's section as the stages after it read it. A record keeps what its stage wrote
+    (timings, counts, ...): `of` takes the fields named here and leaves the rest."""
+
+    @classmethod
+    def of(cls, section: dict[str, Any]) -> Self:
+        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+
+
+@dataclass(frozen=True)
+class Preprocessing(Section):
+    window: list[str] = field(default_factory=list)  # the training window's days, oldest first
+    content_hash: str = ""  # of the window's features: the same hash, the same data
+
+
+@dataclass(frozen=True)
+class Training(Section):
+    solver: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # the spec's model section it used
+    # per epoch (or iteration): train_loss, validation_loss, best_epoch, unit
+    loss: dict[str, Any] = field(default_factory=dict)
+    stopped: str = ""
+    fit_seconds: float | None = None
+    train_rows: int | None = None
+    warm_started_from: int | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation(Section):
+    """evaluate's section: the gate's decision and the numbers behind it."""
+
+    metric: str
+    mode: str
+    decision: str
+    reason: str
+    candidate: dict[str, Any]  # headline metrics on the test rows
+    champion: dict[str, Any] | None = None
+    champion_version: int | None = None  # the champion the candidate was compared with
+    interval: dict[str, Any] | None = None  # the paired bootstrap of the difference
+    report: str | None = None  # the decision report's page in the lake
+    figures: dict[str, str] = field(default_factory=dict)  # its figures, by name
+
+    @property
+    def gate_value(self) -> float:
+        return self.candidate[self.metric]
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """The run record as readers outside the stages see it (the CLI, the notifier, the task
     links): typed answers to the questions they ask, so none of them walks the sections."""
@@ -88,7 +139,7 @@ class RunRecord:
 
     @property
     def state(self) -> str:
-        return self.sections.get("state", "unknown")
+        return self.sections.get("state", "unknown")  # no stage has written yet
 
     @property
     def failed_stage(self) -> str | None:
@@ -97,6 +148,18 @@ class RunRecord:
     @property
     def error(self) -> str | None:
         return self.sections.get("error")
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        return Preprocessing.of(self.section("preprocess")) if self.section("preprocess") else None
+
+    @property
+    def training(self) -> Training | None:
+        return Training.of(self.section("train")) if self.section("train") else None
+
+    @property
+    def evaluation(self) -> Evaluation | None:
+        return Evaluation.of(self.section("evaluate")) if self.section("evaluate") else None
 
     @property
     def decided(self) -> dict[str, Any]:
@@ -116,7 +179,7 @@ class RunRecord:
     @property
     def report(self) -> str | None:
         """The decision report's location in the lake."""
-        return self.section("evaluate").get("report")
+        return self.evaluation and self.evaluation.report
 
     @property
     def data_docs(self) -> dict[str, str]:

@@ -11,8 +11,7 @@ import numpy as np
 from jobs import ingest
 from jobs import validate as validate_job
 from retrain.lake import is_validated
-from retrain.runs import read_run, stage_outcome
-from retrain.spark.job import HISTORY_STATE
+from retrain.runs import HISTORY, read_run, stage_outcome
 from tests.helpers import context, toy_spec
 
 HEADER = "id,label,x,y"
@@ -57,7 +56,7 @@ def test_a_history_leaves_every_day_as_daily_runs_would(spark, home):
         if day in ("2026-01-04", "2026-01-06"):
             assert not is_validated(spark, raw)
             continue
-        assert (record["state"], record["run_id"]) == (HISTORY_STATE, "test-run")
+        assert (record["state"], record["run_id"]) == (HISTORY, "test-run")
         assert record["ingest"]["rows_valid"] == 150 and is_validated(spark, raw)
         assert Path(record["validate"]["data_docs"]).is_file()  # built once, at the end
     # Each day's drift was measured against the days validated before it, as daily.

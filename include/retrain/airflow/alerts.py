@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from retrain import results
 from retrain.airflow.macros import run_date_of
-from retrain.runs import REJECT, RunRecord
+from retrain.runs import FAILED, REJECT, SUCCESS, RunRecord
 
 log = logging.getLogger(__name__)
 CONNECTION_ID = "retrain_alerts"
@@ -33,7 +33,7 @@ def alert_for(dag_id: str, run_id: str, state: str, record: RunRecord) -> dict |
         record = RunRecord()  # the record is another run's: this one failed before writing it
     where = f"{dag_id} for {record.run_date or '?'} (run {run_id})"
     links = results.links(record)
-    if state == "failed":
+    if state == FAILED:
         stage = record.failed_stage
         kind = "validation_failed" if stage == "validate" else "failed"
         text = (
@@ -86,7 +86,7 @@ class RunNotifier(BaseNotifier):
             return
         params = context.get("params") or dag_run.conf or {}
         run_date = date.fromisoformat(run_date_of(params, dag_run, self.schedule))
-        state = "failed" if self.failed else "success"
+        state = FAILED if self.failed else SUCCESS
         record = RunRecord.read(self.dataset, run_date)
         alert = alert_for(dag_run.dag_id, dag_run.run_id, state, record)
         if alert:

@@ -34,7 +34,15 @@ from retrain.airflow.submission import code_zip, export_secret
 from retrain.errors import NO_RETRY_EXITS
 from retrain.lake import data_objects
 from retrain.paths import DatasetPaths
-from retrain.runs import NO_DATA, RunRecord, read_run, stage_outcome, update_run
+from retrain.runs import (
+    FAILED,
+    NO_DATA,
+    SUCCESS,
+    RunRecord,
+    read_run,
+    stage_outcome,
+    update_run,
+)
 from retrain.spec import Spec, load_spec
 
 PROGRESS_FD_ENV = "RETRAIN_PROGRESS_FD"  # set by `retrain run`: where its terminal is
@@ -127,7 +135,7 @@ class LandingSensor(BaseOperator):
         run_id = context["dag_run"].run_id
         if spec.source.empty_days == "skip":
             why = f"no data landed by {deadline:%Y-%m-%d %H:%M} UTC (source.empty_days: skip)"
-            update_run(spec.name, run_date, run_id=run_id, state="success", failed_stage=None,
+            update_run(spec.name, run_date, run_id=run_id, state=SUCCESS, failed_stage=None,
                        error=None, landing={"decision": NO_DATA, "reason": why})  # fmt: skip
             report(f"no_data: {why}")
             raise AirflowSkipException(why)
@@ -135,7 +143,7 @@ class LandingSensor(BaseOperator):
             f"the landing partition of {spec.name} for {run_date} had not landed by "
             f"{deadline:%Y-%m-%d %H:%M} UTC (source.landed_by): {partition}"
         )
-        update_run(spec.name, run_date, run_id=run_id, state="failed", failed_stage="landing",
+        update_run(spec.name, run_date, run_id=run_id, state=FAILED, failed_stage="landing",
                    error=error, landing={"partition": partition})  # fmt: skip
         report(f"failed: {error}")
         raise AirflowFailException(error)

@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from retrain.errors import EXIT_BAD_SPEC, RetrainError, SpecError, exit_code_of
 from retrain.lake import write_seconds
 from retrain.paths import DatasetPaths, parse_date, window_dates
-from retrain.runs import read_run, update_run
+from retrain.runs import FAILED, HISTORY, RUNNING, SUCCESS, read_run, update_run
 from retrain.spec import Spec, load_spec
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,6 @@ def counting_spark_jobs(spark: SparkSession, group: str) -> Iterator[list[int]]:
         context.setLocalProperty("spark.jobGroup.id", None)
 
 
-HISTORY_STATE = "history"  # a day ingested and validated by a history run, no model of its own
-
-
 def run_history(
     spark: SparkSession,
     ctx: RunContext,
@@ -134,7 +131,7 @@ def run_history(
             _record_failure(day, stage, str(err))
             failed[day.run_date.isoformat()] = str(err)
             return
-        update_run(ctx.spec.name, day.run_date, **{stage: section}, state=HISTORY_STATE,
+        update_run(ctx.spec.name, day.run_date, **{stage: section}, state=HISTORY,
                    failed_stage=None, error=None, run_id=ctx.run_id)  # fmt: skip
 
     with ThreadPoolExecutor(workers) as pool:  # Spark takes jobs from several threads
@@ -150,14 +147,14 @@ def run_history(
 def in_history(ctx: RunContext) -> bool:
     """Whether the day's earlier stages ran in this history run and did not fail."""
     record = read_run(ctx.spec.name, ctx.run_date)
-    return record.get("run_id") == ctx.run_id and record.get("state") == HISTORY_STATE
+    return record.get("run_id") == ctx.run_id and record.get("state") == HISTORY
 
 
 def _record_failure(ctx: RunContext, stage: str, error: str) -> None:
     if stage == SCORE_STAGE:
         update_run(ctx.spec.name, ctx.run_date, score={"error": error})
     else:
-        update_run(ctx.spec.name, ctx.run_date, state="failed", failed_stage=stage,
+        update_run(ctx.spec.name, ctx.run_date, state=FAILED, failed_stage=stage,
                    error=error, run_id=ctx.run_id)  # fmt: skip
 
 
@@ -206,7 +203,7 @@ def main(
     if stage == SCORE_STAGE:  # scoring reports into the day's record, not its retrain state
         update_run(ctx.spec.name, ctx.run_date, **{stage: section})
     else:
-        state = "success" if stage == FINAL_STAGE else "running"
+        state = SUCCESS if stage == FINAL_STAGE else RUNNING
         update_run(ctx.spec.name, ctx.run_date, **{stage: section}, state=state,
                    failed_stage=None, error=None, run_id=ctx.run_id)  # fmt: skip
     log.info("%s done: %s", where, json.dumps(section, default=str)[:2000])

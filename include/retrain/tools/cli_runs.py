@@ -9,6 +9,7 @@ from typing import Any
 from retrain.errors import EXIT_FAILED
 from retrain.lake import landed_days
 from retrain.paths import DatasetPaths
+from retrain.runs import SUCCESS
 from retrain.spec import Spec, load_spec
 from retrain.tools import local_runs
 from retrain.tools.cli_common import (
@@ -76,7 +77,7 @@ def _run(
         spec, dates, overrides, verbose=args.verbose, say=say, history_from=history_from,
         progress_fd=2 if args.json else 1,
     )  # fmt: skip
-    succeeded = sum(run["state"] == "success" == run["dag_run_state"] for run in runs)
+    succeeded = sum(run["state"] == SUCCESS == run["dag_run_state"] for run in runs)
     if args.json:
         print_json({"dataset": spec.name, "runs": runs, "succeeded": succeeded})
     else:

@@ -21,7 +21,7 @@ from retrain import results
 from retrain.airflow import claims
 from retrain.airflow.local_airflow import airflow_env, ensure_airflow_db, fail_runs
 from retrain.paths import home, lake_root
-from retrain.runs import RunRecord, run_folder
+from retrain.runs import FAILED, RunRecord, run_folder
 from retrain.spec import Spec, load_spec
 
 
@@ -106,7 +106,7 @@ def run_dates(
             except BaseException:  # Ctrl-C: leave no run 'running' to block the scheduler
                 fail_runs(dag.dag_id, logical_date=logical_date)
                 raise
-        state = str(getattr(dag_run, "state", "failed"))
+        state = str(getattr(dag_run, "state", FAILED))  # Airflow's word, the same as ours
         record = read_run(spec.name, run_date)
         if record.get("run_id") != getattr(dag_run, "run_id", None):
             record = no_stage_ran(spec.name, run_date, dag_run)  # never an older run's record
@@ -153,7 +153,7 @@ def no_stage_ran(dataset: str, run_date: date, dag_run: Any) -> dict[str, Any]:
     return {
         "dataset": dataset,
         "run_date": run_date.isoformat(),
-        "state": "failed",
+        "state": FAILED,
         "error": (
             f"no stage ran: {claims.describe(dataset, holder)}"
             if waited
