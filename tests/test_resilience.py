@@ -108,7 +108,8 @@ def test_a_task_killed_mid_write_leaves_no_process_and_the_old_partition(
 
 
 def ingest_task(day: str) -> RetrainSparkSubmitOperator:
-    """The real ingest stage, as the DAG builds it."""
+    """The real ingest job, submitted as the stage operator submits it (its arguments given
+    whole: `submit` is tested here, not how `execute` builds them)."""
     return RetrainSparkSubmitOperator(
         task_id="ingest", application=str(REPO_ROOT / "jobs" / "ingest.py"),
         application_args=["--dataset", "toy", "--run-date", day], conn_id="spark_default",

@@ -145,6 +145,8 @@ def test_the_default_patience_follows_a_smaller_max_epochs():
     assert (quick.model.max_epochs, quick.model.patience) == (1, 1)
     assert parse_spec(minimal(model={"max_epochs": 4}), "toy.yaml").model.patience == 4
     assert parse_spec(minimal(), "toy.yaml").model.patience == 10
+    digits = load_spec("digits").with_overrides({"model.max_epochs": "1"})  # a quick try
+    assert (digits.model.max_epochs, digits.model.patience) == (1, 1)
     with pytest.raises(SpecError, match=r"model.patience' must be between 1 and model.max_ep"):
         parse_spec(minimal(model={"max_epochs": 4, "patience": 5}), "toy.yaml")  # said: wrong
 

@@ -94,11 +94,11 @@ class Training(Section):
 class Evaluation(Section):
     """evaluate's section: the gate's decision and the numbers behind it."""
 
-    metric: str
-    mode: str
-    decision: str
-    reason: str
-    candidate: dict[str, Any]  # headline metrics on the test rows
+    metric: str = ""
+    mode: str = ""
+    decision: str | None = None
+    reason: str | None = None
+    candidate: dict[str, Any] = field(default_factory=dict)  # headline metrics on test rows
     champion: dict[str, Any] | None = None
     champion_version: int | None = None  # the champion the candidate was compared with
     interval: dict[str, Any] | None = None  # the paired bootstrap of the difference

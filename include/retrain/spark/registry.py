@@ -209,11 +209,12 @@ def verified_copy(model_name: str, version: str) -> Iterator[Path]:
     import mlflow
 
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(
-            mlflow.artifacts.download_artifacts(
-                f"models:/{model_name}/{version}", dst_path=scratch
+        with _asking(f"the files of {model_name} version {version}"):
+            folder = Path(
+                mlflow.artifacts.download_artifacts(
+                    f"models:/{model_name}/{version}", dst_path=scratch
+                )
             )
-        )
         integrity.verify(folder, f"model {model_name} version {version}")
         yield folder
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 
 from retrain.errors import RetrainError, SpecError, exit_code_of
 from retrain.tools import cli_datasets, cli_runs, cli_services
@@ -16,10 +16,15 @@ from retrain.tools import cli_datasets, cli_runs, cli_services
 
 def versions() -> str:
     """retrain's version and the versions of what it runs on, for a bug report."""
-    parts = ", ".join(
-        f"{name} {version(name)}" for name in ("apache-airflow", "pyspark", "mlflow")
-    )
-    return f"retrain {version('retrain')} ({parts}; Python {sys.version.split()[0]})"
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            return "not installed"
+
+    parts = ", ".join(f"{name} {of(name)}" for name in ("apache-airflow", "pyspark", "mlflow"))
+    return f"retrain {of('retrain')} ({parts}; Python {sys.version.split()[0]})"
 
 
 def parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from typing import Any
 from retrain.lake import landed_days
 from retrain.paths import REPO_ROOT, DatasetPaths, lake_root, local_path
 from retrain.spark.validation import SUITES
-from retrain.spec import load_spec
+from retrain.spec import SpecError, load_spec
 from retrain.tools.cli_common import CliError, date_arg, spark_session
 
 PROJECT_SPECS = REPO_ROOT / "include" / "datasets"
@@ -101,10 +101,13 @@ def cmd_new_dataset(args: argparse.Namespace) -> int:
     if spec_file.exists() and not args.force:
         raise CliError(f"{spec_file} already exists; pass --force to replace it")
     with spark_session(f"{args.name}-new-dataset") as spark:
-        result = scaffold(
-            spark, args.name, args.sample.resolve(), spec_file, label=args.label,
-            id_column=args.id, progress=lambda line: print(line, flush=True),
-        )  # fmt: skip
+        try:
+            result = scaffold(
+                spark, args.name, args.sample.resolve(), spec_file, label=args.label,
+                id_column=args.id, progress=lambda line: print(line, flush=True),
+            )  # fmt: skip
+        except SpecError as err:  # what it was given (a file, a column) does not fit
+            raise CliError(str(err)) from None
     folder.mkdir(parents=True, exist_ok=True)
     spec_file.write_text(result.spec_text())
     suite_folder = _suite_folder(folder, args.name)

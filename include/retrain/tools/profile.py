@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType
 
-from retrain.errors import RetrainError
+from retrain.errors import DataRejected
 from retrain.lake import data_files, exists
 from retrain.paths import DatasetPaths
 from retrain.spark.features import VECTOR_TEXT, build_features
@@ -197,7 +197,7 @@ def suggest_suites(spark: SparkSession, spec: Spec, run_date: date) -> dict[str,
     source = DatasetPaths.for_spec(spec).landing_partition(run_date)
     files = data_files(spark, source) if exists(spark, source) else []
     if not files:
-        raise RetrainError(f"no landing data for {spec.name} on {run_date}: {source}")
+        raise DataRejected(f"no landing data for {spec.name} on {run_date}: {source}")
     return suggest_suites_from(spark, spec, source, {run_date: (source, files)})
 
 
