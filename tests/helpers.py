@@ -284,3 +284,26 @@ class Browser:
         self._socket.close()
         self.process.terminate()
         self.process.wait(timeout=30)
+
+
+HEADER = "id,label,x,y"  # a toy landing file's header and good rows
+GOOD = ["1,a,0.5,1.0", "2,b,1.5,2.0", "3,a,0.0,0.1", "4,b,2.0,2.5"]
+DAY = "2026-01-02"
+
+
+def land(home: Path, lines: list[str], name: str = "part-0.csv", day: str = DAY) -> Path:
+    """A toy landing file of `lines` for `day`."""
+    folder = home / "lake" / "landing" / "toy" / f"ds={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(f"{line}\n" for line in lines))
+    return folder
+
+
+def evaluate_and_publish(spark, spec: Spec, day: date) -> dict[str, Any]:  # noqa: ANN001
+    """Evaluate, then publish, `day` as the DAG runs them, each section into the record."""
+    from jobs import evaluate, publish
+
+    ctx = context(spec, day.isoformat())
+    update_run(spec.name, day, evaluate=evaluate.run(spark, ctx))
+    update_run(spec.name, day, publish=publish.run(spark, ctx))
+    return read_run(spec.name, day)

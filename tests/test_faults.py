@@ -47,15 +47,16 @@ from retrain.spark.metrics import prepare as prepare_scored
 from retrain.spark.validation import load_suite, run_suite
 from retrain.spec import SpecError
 from retrain.tools import cli, cli_runs, local_runs
-from tests.helpers import EARLIER, LATER, TOY, TOY_SUITES, context, free_port, toy_spec
-
-
-def evaluate_and_publish(spark, spec, day: date, **ctx_changes) -> dict:
-    ctx = context(spec, day.isoformat())
-    update_run(spec.name, day, evaluate=evaluate.run(spark, ctx))
-    section = publish.run(spark, ctx)
-    update_run(spec.name, day, publish=section)
-    return read_run(spec.name, day)
+from tests.helpers import (
+    EARLIER,
+    LATER,
+    TOY,
+    TOY_SUITES,
+    context,
+    evaluate_and_publish,
+    free_port,
+    toy_spec,
+)
 
 
 def champion_day(spec) -> str:

@@ -22,8 +22,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from retrain.airflow.operators import RetrainSparkSubmitOperator
 from retrain.paths import REPO_ROOT
-from tests.helpers import TOY
-from tests.jobs.test_ingest import GOOD, HEADER, land
+from tests.helpers import GOOD, HEADER, TOY, land
 
 JOB = """
 import sys, time

@@ -25,8 +25,7 @@ from retrain.spark import integrity, pii, registry
 from retrain.spark.model import fit_pipeline
 from retrain.spec import SpecError, load_spec, parse_spec
 from retrain.tools import cli
-from tests.helpers import TOY, context, toy_spec
-from tests.jobs.test_ingest import DAY, land
+from tests.helpers import DAY, TOY, context, land, toy_spec
 
 KEY = "k" * 16 + "0123456789abcdef0123456789"
 SENSITIVE = {"name": "pseudonymize", "email": "encrypt", "phone": "drop"}

@@ -13,18 +13,7 @@ import pytest
 
 from jobs import ingest
 from retrain.errors import RetrainError
-from tests.helpers import context, toy_spec
-
-HEADER = "id,label,x,y"
-GOOD = ["1,a,0.5,1.0", "2,b,1.5,2.0", "3,a,0.0,0.1", "4,b,2.0,2.5"]
-DAY = "2026-01-02"
-
-
-def land(home: Path, lines: list[str], name: str = "part-0.csv", day: str = DAY) -> Path:
-    folder = home / "lake" / "landing" / "toy" / f"ds={day}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text("".join(f"{line}\n" for line in lines))
-    return folder
+from tests.helpers import DAY, GOOD, HEADER, context, land, toy_spec
 
 
 def raw_ids(spark, ctx) -> list[int]:

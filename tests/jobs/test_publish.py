@@ -10,17 +10,9 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.models import Model
 
-from jobs import evaluate, publish
-from retrain.runs import read_run, update_run
+from jobs import publish
 from retrain.spark import integrity, registry
-from tests.helpers import EARLIER, LATER, context, toy_spec
-
-
-def evaluate_and_publish(spark, spec, day) -> dict:
-    ctx = context(spec, day.isoformat())
-    update_run(spec.name, day, evaluate=evaluate.run(spark, ctx))
-    update_run(spec.name, day, publish=publish.run(spark, ctx))
-    return read_run(spec.name, day)
+from tests.helpers import EARLIER, LATER, evaluate_and_publish, toy_spec
 
 
 def test_a_published_and_a_rejected_model_read_back_through_mlflow(spark, toy_lake, tmp_path):
