@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -266,7 +267,11 @@ def test_a_run_prints_one_line_per_stage_and_keeps_the_logs_in_a_file(pipeline):
     assert log_file.parent == pipeline["home"] / "logs"
     assert "[DAG TEST] end task task_id=publish" in log_file.read_text()  # Airflow's own lines
     assert "[DAG TEST]" not in out and "SparkSubmitHook" not in out
-    stage_lines = [line.split(maxsplit=3)[1:] for line in lines if f" {DAY2}  " in line]
+    stage_lines = [  # "HH:MM:SS  stage  date  what"
+        line.split(maxsplit=3)[1:]
+        for line in lines
+        if re.match(rf"\d\d:\d\d:\d\d  \S+ +{DAY2}  ", line)
+    ]
     assert [(stage, what.split()[0]) for stage, _, what in stage_lines] == [
         (stage, event) for stage in STAGES for event in ("started", "done")
     ]
@@ -285,7 +290,8 @@ def test_rerun_changes_no_partition_and_adds_no_version(pipeline):
     assert len(pipeline["versions_before"]) == 2
     assert len(pipeline["versions_after"]) == 2
     assert pipeline["status"]["champion"] == pipeline["status_before"]["champion"]
-    assert '"version": "2"' in pipeline["rerun"]
+    assert f"  {DAY2}  success  reject" in pipeline["rerun"]  # its summary, for a person
+    assert "      model version: 2\n" in pipeline["rerun"]
 
 
 def test_versions_carry_lineage_tags(pipeline):

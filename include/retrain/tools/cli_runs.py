@@ -92,6 +92,8 @@ def _say_run(say: Any, run: dict[str, Any]) -> None:
     say(
         f"  {run['run_date']}  {run['state']:<8} {run['decision'] or '-':<8} {run['reason'] or ''}"
     )
+    if run["version"] is not None:
+        say(f"      model version: {run['version']}")
     say(f"      run folder: {run['run_folder']}")
     links = run["links"]
     if run["report"]:
