@@ -13,6 +13,7 @@ import yaml
 from pyspark.sql import SparkSession
 
 from retrain.spark import registry
+from retrain.spark.job import CONSTRAINT_PROPAGATION
 from tests.helpers import EARLIER, LATER, TOY, land_candidate, toy_spec, write_toy_suites
 
 # py4j logs its shutdown after pytest has closed the captured streams.
@@ -63,6 +64,7 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
+        .config(CONSTRAINT_PROPAGATION, "false")  # as every retrain session (job.spark_session)
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

@@ -116,6 +116,34 @@ def test_a_landing_folder_is_sampled_across_days_and_read_as_it_is_written(spark
     assert "psi_by_column" not in result.spec_text()
 
 
+def test_a_wide_feed_of_many_days_scaffolds_with_the_default_driver_memory(spark, home):
+    """14 days x 40 numeric columns: the row rules' predicates over every column made Catalyst's
+    constraint inference outgrow a 1 GB driver heap while planning (scikit-learn's breast
+    cancer set, 31 columns over 4 days, did). The session here has the default heap."""
+    import random
+
+    from retrain.paths import lake_root
+    from retrain.tools.scaffold import scaffold
+
+    root = Path(lake_root()) / "landing" / "wide"
+    names = [f"f{i}" for i in range(40)]
+    shuffle = random.Random(0)
+    for day in range(14):
+        folder = root / f"ds=2026-02-{day + 1:02d}"
+        folder.mkdir(parents=True)
+        lines = [",".join(["id", "label", *names])] + [
+            ",".join([str(day * 100 + i), "ab"[i % 2],
+                      *(f"{shuffle.gauss(i % 2, 1):.3f}" for _ in names)])
+            for i in range(40)
+        ]  # fmt: skip
+        (folder / "part-0.csv").write_text("\n".join(lines) + "\n")
+    result = scaffold(spark, "wide", root, home / "specs" / "wide.yaml")
+    assert (result.data["id_column"], result.data["label_column"]) == ("id", "label")
+    assert result.data["feature_columns"] == names and result.rows > 0
+    raw = result.suites["raw"]["expectations"]
+    assert sum(e["type"] == "expect_column_values_to_be_between" for e in raw) == 40
+
+
 def test_new_dataset_takes_a_path_or_a_file_uri_and_says_why_not_another_uri(capsys):
     """A lake given as RETRAIN_LAKE=file:///... makes users pass its landing folder as a URI."""
     assert cli_datasets.local_source("file:///srv/lake/landing/trips") == Path(
