@@ -14,7 +14,8 @@ import time
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import date
-from typing import Any, Self
+from functools import cached_property
+from typing import Any, Self, TypeVar
 
 from retrain.lake import list_folders, list_objects, read_object, write_object
 from retrain.paths import lake_root
@@ -72,6 +73,9 @@ class Section:
         return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
 
 
+SectionType = TypeVar("SectionType", bound=Section)
+
+
 @dataclass(frozen=True)
 class Preprocessing(Section):
     window: list[str] = field(default_factory=list)  # the training window's days, oldest first
@@ -80,14 +84,9 @@ class Preprocessing(Section):
 
 @dataclass(frozen=True)
 class Training(Section):
-    solver: str = ""
     params: dict[str, Any] = field(default_factory=dict)  # the spec's model section it used
     # per epoch (or iteration): train_loss, validation_loss, best_epoch, unit
     loss: dict[str, Any] = field(default_factory=dict)
-    stopped: str = ""
-    fit_seconds: float | None = None
-    train_rows: int | None = None
-    warm_started_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,17 +148,20 @@ class RunRecord:
     def error(self) -> str | None:
         return self.sections.get("error")
 
-    @property
+    def _typed(self, stage: str, kind: type[SectionType]) -> SectionType | None:
+        return kind.of(self.section(stage)) if self.section(stage) else None
+
+    @cached_property
     def preprocessing(self) -> Preprocessing | None:
-        return Preprocessing.of(self.section("preprocess")) if self.section("preprocess") else None
+        return self._typed("preprocess", Preprocessing)
 
-    @property
+    @cached_property
     def training(self) -> Training | None:
-        return Training.of(self.section("train")) if self.section("train") else None
+        return self._typed("train", Training)
 
-    @property
+    @cached_property
     def evaluation(self) -> Evaluation | None:
-        return Evaluation.of(self.section("evaluate")) if self.section("evaluate") else None
+        return self._typed("evaluate", Evaluation)
 
     @property
     def decided(self) -> dict[str, Any]:

@@ -120,15 +120,6 @@ def champion_version(model_name: str) -> Any | None:
             raise
 
 
-def version_numbers(model_name: str) -> list[int]:
-    """Every registered version of `model_name`, in order (none before the first publish)."""
-    from mlflow import MlflowClient
-
-    with _asking(f"the versions of {model_name}"):
-        found = MlflowClient().search_model_versions(f"name = '{model_name}'")
-    return sorted(int(v.version) for v in found)
-
-
 def find_version(model_name: str, fingerprint: str) -> Any | None:
     """An already registered version built from exactly the same inputs, if any."""
     from mlflow import MlflowClient

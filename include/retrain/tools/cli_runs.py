@@ -135,7 +135,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     spec = load_spec(args.dataset)
     registry.configure()
     name = spec.registered_model_name
-    versions = registry.version_numbers(name)
+    versions = [v["version"] for v in registry.version_history(name)]
     if args.version is not None:
         if args.version not in versions:
             raise CliError(f"{name} has no version {args.version} (it has {versions or 'none'})")

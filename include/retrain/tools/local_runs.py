@@ -124,26 +124,29 @@ def output_to(log_path: Path | None, progress_fd: int = 1) -> Iterator[None]:
     if log_path is None and progress_fd == 1:
         yield
         return
-    if log_path:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     terminal = os.dup(1), os.dup(2)
-    with open(log_path or os.devnull, "ab") as log:
-        target = log.fileno() if log_path else terminal[1]
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        os.environ[PROGRESS_FD_ENV] = str(terminal[progress_fd - 1])
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(terminal[0], 1)
-            os.dup2(terminal[1], 2)
-            os.environ.pop(PROGRESS_FD_ENV)
-            for fd in terminal:
-                os.close(fd)
+    log = None
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "ab")  # noqa: SIM115 - closed below, after the fds are restored
+    target = log.fileno() if log else terminal[1]  # no log file: all of it on stderr
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    os.environ[PROGRESS_FD_ENV] = str(terminal[progress_fd - 1])
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(terminal[0], 1)
+        os.dup2(terminal[1], 2)
+        os.environ.pop(PROGRESS_FD_ENV)
+        for fd in terminal:
+            os.close(fd)
+        if log:
+            log.close()
 
 
 def no_stage_ran(dataset: str, run_date: date, dag_run: Any) -> dict[str, Any]:
